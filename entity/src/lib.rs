@@ -1,0 +1,9 @@
+//! Database entities of authd. Rows that hold secrets (password hashes, token and code hashes) derive no
+//! `Serialize`, so they cannot be written into a response or a log by accident.
+
+pub mod otp;
+pub mod refresh_token;
+pub mod session;
+pub mod session_revocation;
+pub mod user;
+pub mod ws_ticket;

@@ -1,0 +1,254 @@
+//! Typed settings, read from the environment (and `.env`) and validated once, at start.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use ipnet::IpNet;
+
+use crate::secret::Secret;
+
+/// The shortest secret accepted, in bytes.
+pub const MINIMUM_SECRET_BYTES: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub environment: Environment,
+    pub jwt_access_secret: Secret,
+    pub jwt_issuer: String,
+    pub otp_secret: Secret,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+    pub allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub access_token_ttl: Duration,
+    pub session_ttl: Duration,
+    pub session_idle_ttl: Duration,
+    pub refresh_grace: Duration,
+    pub otp_ttl: Duration,
+    pub otp_max_attempts: u32,
+    pub otp_resend_cooldown: Duration,
+    pub rate_limit_ip_per_minute: u32,
+    pub login_lockout_threshold: u32,
+    /// How often the server pings each WebSocket (`WS_PING_INTERVAL`, 15 s).
+    pub ws_ping_interval: Duration,
+    /// How long a silent WebSocket is kept (`WS_CLIENT_TIMEOUT`, 45 s).
+    pub ws_client_timeout: Duration,
+}
+
+/// Every problem found in the configuration, each naming its variable and never its value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl Settings {
+    /// Reads the process environment after loading `.env` from the working directory (variables already set
+    /// win over the file).
+    pub fn from_environment() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from any source of variables; development secrets are generated into `DATA_DIR` once.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut reader = Reader { lookup: &lookup, problems: Vec::new() };
+        let environment = match reader.text("APP_ENV", "development").as_str() {
+            "production" => Environment::Production,
+            "development" => Environment::Development,
+            _ => {
+                reader.problems.push("APP_ENV must be `development` or `production`".to_owned());
+                Environment::Development
+            }
+        };
+        let data_dir = PathBuf::from(reader.text("DATA_DIR", "data"));
+        let host = reader.text("HOST", "127.0.0.1");
+        let port = reader.number("PORT", 5000u16);
+        let database_url = reader.text("DATABASE_URL", "sqlite://data/authd.db?mode=rwc");
+        let jwt_issuer = reader.text("JWT_ISSUER", "authd");
+        let mail_from = reader.text("MAIL_FROM", "authd <no-reply@localhost>");
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            reader.problems.push("MAIL_FROM is not a valid mailbox".to_owned());
+        }
+        let smtp_url = lookup("SMTP_URL").filter(|value| !value.trim().is_empty()).map(Secret::new);
+        if let Some(url) = &smtp_url
+            && url::Url::parse(url.expose()).map(|url| !matches!(url.scheme(), "smtp" | "smtps")).unwrap_or(true)
+        {
+            reader.problems.push("SMTP_URL must be an smtp:// or smtps:// URL".to_owned());
+        }
+        let allowed_origins = reader
+            .text("ALLOWED_ORIGINS", "http://localhost:5000,http://127.0.0.1:5000")
+            .split(',')
+            .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect();
+        let trusted_proxies = reader.networks("TRUSTED_PROXIES");
+        let access_token_ttl = reader.seconds("ACCESS_TOKEN_TTL", 900);
+        let session_ttl = reader.seconds("SESSION_TTL", 2_592_000);
+        let session_idle_ttl = reader.seconds("SESSION_IDLE_TTL", 604_800);
+        let refresh_grace = reader.seconds("REFRESH_GRACE", 10);
+        let otp_ttl = reader.seconds("OTP_TTL", 600);
+        let otp_max_attempts = reader.number("OTP_MAX_ATTEMPTS", 5u32);
+        let otp_resend_cooldown = reader.seconds("OTP_RESEND_COOLDOWN", 60);
+        let rate_limit_ip_per_minute = reader.number("RATE_LIMIT_IP_PER_MINUTE", 60u32);
+        let login_lockout_threshold = reader.number("LOGIN_LOCKOUT_THRESHOLD", 10u32);
+        let ws_ping_interval = reader.seconds("WS_PING_INTERVAL", 15);
+        let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
+        for (name, value) in [("ACCESS_TOKEN_TTL", access_token_ttl), ("SESSION_TTL", session_ttl)] {
+            if value.is_zero() {
+                reader.problems.push(format!("{name} must be at least 1 second"));
+            }
+        }
+        if otp_max_attempts == 0 {
+            reader.problems.push("OTP_MAX_ATTEMPTS must be at least 1".to_owned());
+        }
+        if login_lockout_threshold == 0 {
+            reader.problems.push("LOGIN_LOCKOUT_THRESHOLD must be at least 1".to_owned());
+        }
+
+        let jwt_access_secret = reader.secret("JWT_ACCESS_SECRET", environment, &data_dir);
+        let otp_secret = reader.secret("OTP_SECRET", environment, &data_dir);
+        if environment == Environment::Production && smtp_url.is_none() {
+            reader.problems.push("SMTP_URL is required when APP_ENV=production".to_owned());
+        }
+
+        let Reader { problems, .. } = reader;
+        match (jwt_access_secret, otp_secret) {
+            (Some(jwt_access_secret), Some(otp_secret)) if problems.is_empty() => Ok(Self {
+                host,
+                port,
+                database_url,
+                data_dir,
+                environment,
+                jwt_access_secret,
+                jwt_issuer,
+                otp_secret,
+                smtp_url,
+                mail_from,
+                allowed_origins,
+                trusted_proxies,
+                access_token_ttl,
+                session_ttl,
+                session_idle_ttl,
+                refresh_grace,
+                otp_ttl,
+                otp_max_attempts,
+                otp_resend_cooldown,
+                rate_limit_ip_per_minute,
+                login_lockout_threshold,
+                ws_ping_interval,
+                ws_client_timeout,
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// Whether `address` is a proxy whose `X-Forwarded-For` is believed.
+    pub fn is_trusted_proxy(&self, address: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|network| network.contains(&address))
+    }
+}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn text(&self, name: &str, default: &str) -> String {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
+        match (self.lookup)(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty()) {
+            None => default,
+            Some(value) => value.parse().unwrap_or_else(|_| {
+                self.problems.push(format!("{name} must be a whole number"));
+                default
+            }),
+        }
+    }
+
+    fn seconds(&mut self, name: &str, default: u64) -> Duration {
+        Duration::from_secs(self.number(name, default))
+    }
+
+    fn networks(&mut self, name: &str) -> Vec<IpNet> {
+        let text = self.text(name, "");
+        let mut networks = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+            match item.parse::<IpNet>().or_else(|_| item.parse::<IpAddr>().map(IpNet::from)) {
+                Ok(network) => networks.push(network),
+                Err(_) => self.problems.push(format!("{name} must be a comma list of CIDRs or addresses")),
+            }
+        }
+        networks
+    }
+
+    /// A secret from the environment; in development a missing one is generated once into `DATA_DIR` and
+    /// reused, so tokens survive a restart.
+    fn secret(&mut self, name: &str, environment: Environment, data_dir: &std::path::Path) -> Option<Secret> {
+        match (self.lookup)(name).filter(|value| !value.is_empty()) {
+            Some(value) if value.len() >= MINIMUM_SECRET_BYTES => Some(Secret::new(value)),
+            Some(_) => {
+                self.problems.push(format!("{name} must be at least {MINIMUM_SECRET_BYTES} bytes"));
+                None
+            }
+            None if environment == Environment::Production => {
+                self.problems.push(format!("{name} is required when APP_ENV=production"));
+                None
+            }
+            None => match development_secret(name, data_dir) {
+                Ok(secret) => Some(secret),
+                Err(error) => {
+                    self.problems.push(format!("{name}: cannot keep a development secret in {}: {error}", data_dir.display()));
+                    None
+                }
+            },
+        }
+    }
+}
+
+fn development_secret(name: &str, data_dir: &std::path::Path) -> std::io::Result<Secret> {
+    let path = data_dir.join(format!("{}.secret", name.to_lowercase()));
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= MINIMUM_SECRET_BYTES {
+            return Ok(Secret::new(existing));
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let value = crate::tokens::random_token(48);
+    write_private_file(&path, &value)?;
+    tracing::warn!(variable = name, path = %path.display(), "generated a development secret; set the variable in production");
+    Ok(Secret::new(value))
+}
+
+#[cfg(unix)]
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

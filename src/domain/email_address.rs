@@ -1,0 +1,70 @@
+use unicode_normalization::UnicodeNormalization;
+
+/// An email address in its one normal form: trimmed, NFKC, lower-cased; at most 254 bytes, local part at
+/// most 64. Two spellings of one address are one account.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let normalised: String = raw.trim().nfkc().collect::<String>().to_lowercase();
+        if normalised.is_empty() {
+            return Err("is required");
+        }
+        if normalised.len() > 254 {
+            return Err("must be at most 254 bytes");
+        }
+        let Some((local, domain)) = normalised.rsplit_once('@') else {
+            return Err("must be an email address");
+        };
+        if local.is_empty() || domain.is_empty() {
+            return Err("must be an email address");
+        }
+        if local.len() > 64 {
+            return Err("local part must be at most 64 bytes");
+        }
+        if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+            return Err("must be an email address");
+        }
+        if lettre::Address::new(local, domain).is_err() {
+            return Err("must be an email address");
+        }
+        Ok(Self(normalised))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EmailAddress {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Addresses are personal data: logs see only the domain.
+        let domain = self.0.rsplit_once('@').map(|(_, domain)| domain).unwrap_or_default();
+        write!(formatter, "EmailAddress(***@{domain})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_address_normalise_alike() {
+        let plain = EmailAddress::parse("alice@example.com").unwrap();
+        assert_eq!(EmailAddress::parse("  Alice@EXAMPLE.com ").unwrap(), plain);
+        // Fullwidth letters fold to ASCII under NFKC.
+        assert_eq!(EmailAddress::parse("ａｌｉｃｅ@example.com").unwrap(), plain);
+    }
+
+    #[test]
+    fn malformed_and_oversized_addresses_are_refused() {
+        for raw in ["", "alice", "alice@", "@example.com", "alice@localhost", "a b@example.com"] {
+            assert!(EmailAddress::parse(raw).is_err(), "{raw:?} was accepted");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        assert!(EmailAddress::parse(&long_local).is_err());
+        let long_domain = format!("a@{}.com", "b".repeat(250));
+        assert!(EmailAddress::parse(&long_domain).is_err());
+    }
+}

@@ -1,0 +1,131 @@
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+
+/// Every mail authd sends. Codes appear only in the body, never in a subject or a log.
+#[derive(Clone)]
+pub enum Mail {
+    VerifyEmail { code: String, minutes: u64 },
+    AlreadyRegistered,
+    LoginCode { code: String, minutes: u64 },
+    PasswordResetCode { code: String, minutes: u64 },
+    NewSignIn { device: String, ip: String, at: DateTime<Utc> },
+    PasswordChanged,
+    RefreshTokenReused { device: String },
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.kind())
+    }
+}
+
+impl Mail {
+    /// A name for logs and the outbox; carries nothing secret.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::VerifyEmail { .. } => "verify_email",
+            Self::AlreadyRegistered => "already_registered",
+            Self::LoginCode { .. } => "login_code",
+            Self::PasswordResetCode { .. } => "password_reset_code",
+            Self::NewSignIn { .. } => "new_sign_in",
+            Self::PasswordChanged => "password_changed",
+            Self::RefreshTokenReused { .. } => "refresh_token_reused",
+        }
+    }
+
+    fn subject(&self) -> &'static str {
+        match self {
+            Self::VerifyEmail { .. } => "Confirm your email address",
+            Self::AlreadyRegistered => "You already have an account",
+            Self::LoginCode { .. } => "Your sign-in code",
+            Self::PasswordResetCode { .. } => "Your password reset code",
+            Self::NewSignIn { .. } => "New sign-in to your account",
+            Self::PasswordChanged => "Your password was changed",
+            Self::RefreshTokenReused { .. } => "A session of yours was ended for your safety",
+        }
+    }
+
+    /// Paragraphs of plain text; user-supplied parts are escaped when they go into HTML.
+    fn paragraphs(&self) -> Vec<String> {
+        match self {
+            Self::VerifyEmail { code, minutes } => vec![
+                "Use this code to confirm your email address.".to_owned(),
+                format!("Code: {code}"),
+                format!("It works once, for {minutes} minutes. If you did not ask for it, ignore this mail."),
+            ],
+            Self::AlreadyRegistered => vec![
+                "Someone tried to create an account with this email address, but you already have one.".to_owned(),
+                "If it was you, sign in or reset your password. If not, you can ignore this mail.".to_owned(),
+            ],
+            Self::LoginCode { code, minutes } => vec![
+                "Use this code to sign in.".to_owned(),
+                format!("Code: {code}"),
+                format!("It works once, for {minutes} minutes. If you did not ask for it, ignore this mail."),
+            ],
+            Self::PasswordResetCode { code, minutes } => vec![
+                "Use this code to choose a new password.".to_owned(),
+                format!("Code: {code}"),
+                format!("It works once, for {minutes} minutes. If you did not ask for it, ignore this mail."),
+            ],
+            Self::NewSignIn { device, ip, at } => vec![
+                "Your account was just signed in on a new device.".to_owned(),
+                format!("Device: {device}"),
+                format!("IP address: {ip}"),
+                format!("Time: {}", at.format("%Y-%m-%d %H:%M UTC")),
+                "If it was not you, change your password: that signs every other device out.".to_owned(),
+            ],
+            Self::PasswordChanged => vec![
+                "The password of your account was changed and your other devices were signed out.".to_owned(),
+                "If it was not you, reset your password now.".to_owned(),
+            ],
+            Self::RefreshTokenReused { device } => vec![
+                format!("A sign-in token of your session on {device} was used twice, which can mean it was copied."),
+                "We ended that session. If you see this often, change your password.".to_owned(),
+            ],
+        }
+    }
+
+    pub fn build(&self, from: &Mailbox, to: &str) -> Result<lettre::Message, lettre::error::Error> {
+        let to: Mailbox = to.parse().map_err(|_| lettre::error::Error::MissingTo)?;
+        let paragraphs = self.paragraphs();
+        let text = format!("{}\n\n-- \nauthd\n", paragraphs.join("\n\n"));
+        let html = format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\">\n{}\n<p style=\"color:#666\">authd</p>\n</body></html>\n",
+            paragraphs.iter().map(|paragraph| format!("<p>{}</p>", escape_html(paragraph))).collect::<Vec<_>>().join("\n")
+        );
+        lettre::Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(self.subject())
+            .multipart(MultiPart::alternative().singlepart(SinglePart::plain(text)).singlepart(SinglePart::html(html)))
+    }
+}
+
+pub fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_text_is_escaped_in_html() {
+        let mail = Mail::NewSignIn { device: "<script>x</script>".to_owned(), ip: "127.0.0.1".to_owned(), at: Utc::now() };
+        let from: Mailbox = "authd <no-reply@localhost>".parse().unwrap();
+        let message = String::from_utf8(mail.build(&from, "a@example.com").unwrap().formatted()).unwrap();
+        assert!(message.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!message.contains("<p>Device: <script>"));
+    }
+}

@@ -1,0 +1,80 @@
+//! The signed-in user's own account: `/api/users/me`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::{
+    auth::Problems,
+    extract::{AuthUser, JsonBody},
+};
+use crate::{
+    domain::Password,
+    error::{AppError, AppResult},
+    services::{AppState, account, users, users::UserView},
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct UpdateMeRequest {
+    /// `null` or empty clears the name; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<Option<String>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(deserializer)?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DeleteMeRequest {
+    pub password: String,
+}
+
+#[utoipa::path(get, path = "/api/users/me", tag = "user",
+    responses((status = 200, body = UserView), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> AppResult<HttpResponse> {
+    let user = users::current(&state, caller.user).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+}
+
+#[utoipa::path(patch, path = "/api/users/me", tag = "user", request_body = UpdateMeRequest,
+    responses((status = 200, body = UserView), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn update_me(state: web::Data<AppState>, caller: AuthUser, body: JsonBody<UpdateMeRequest>) -> AppResult<HttpResponse> {
+    let Some(name) = body.0.name else {
+        let user = users::current(&state, caller.user).await?;
+        return Ok(HttpResponse::Ok().json(UserView::from(&user)));
+    };
+    let name = users::parse_name(name.as_deref()).map_err(|message| AppError::validation("name", message))?;
+    Ok(HttpResponse::Ok().json(users::update_name(&state, caller.user, name).await?))
+}
+
+/// Change the password; every other session ends (`password_changed`).
+#[utoipa::path(post, path = "/api/users/me/password", tag = "user", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 403, description = "invalid_password", body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: JsonBody<ChangePasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let mut problems = Problems::default();
+    let new_password = problems.check("new_password", Password::parse_new(&body.0.new_password));
+    problems.finish()?;
+    let new_password = new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
+    account::change_password(&state, caller.user, caller.session, &body.0.current_password, &new_password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Delete the account and its data; every session ends (`revoked`).
+#[utoipa::path(delete, path = "/api/users/me", tag = "user", request_body = DeleteMeRequest,
+    responses((status = 204), (status = 403, description = "invalid_password", body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn delete_me(state: web::Data<AppState>, caller: AuthUser, body: JsonBody<DeleteMeRequest>) -> AppResult<HttpResponse> {
+    account::delete_account(&state, caller.user, &body.0.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

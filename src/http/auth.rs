@@ -1,0 +1,157 @@
+//! Accounts and sign-in: register, verify-email, login, refresh, logout, logout-all.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    client::client_info,
+    extract::{AuthUser, JsonBody, OptionalJsonBody, bearer_token},
+    token_response::{cleared_refresh_cookie, refresh_cookie_value, token_response},
+};
+use crate::{
+    domain::{EmailAddress, Password, is_code_shaped},
+    error::{AppError, AppResult, FieldError},
+    services::{AppState, account, login, refresh, registration, users::parse_name},
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatusResponse {
+    pub status: &'static str,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct VerifyEmailRequest {
+    pub email: String,
+    pub code: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LogoutAllRequest {
+    #[serde(default)]
+    pub keep_current: bool,
+}
+
+/// Collects every field problem before answering, so a client learns them all at once.
+#[derive(Default)]
+pub struct Problems(Vec<FieldError>);
+
+impl Problems {
+    pub fn check<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
+        result.map_err(|message| self.0.push(FieldError::new(field, message))).ok()
+    }
+
+    pub fn finish(self) -> AppResult<()> {
+        if self.0.is_empty() { Ok(()) } else { Err(AppError::ValidationFailed(self.0)) }
+    }
+}
+
+pub fn parse_code(code: &str) -> AppResult<&str> {
+    if is_code_shaped(code) { Ok(code) } else { Err(AppError::validation("code", "must be 6 digits")) }
+}
+
+/// Register an account; a code to verify the address is mailed.
+#[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = RegisterRequest,
+    responses((status = 202, body = StatusResponse), (status = 422, body = crate::error::Problem)))]
+pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest>) -> AppResult<HttpResponse> {
+    let body = body.0;
+    let mut problems = Problems::default();
+    let email = problems.check("email", EmailAddress::parse(&body.email));
+    let password = problems.check("password", Password::parse_new(&body.password));
+    let name = problems.check("name", parse_name(body.name.as_deref()));
+    problems.finish()?;
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(AppError::Internal("validated fields missing".to_owned()));
+    };
+    registration::register(&state, &email, &password, name).await?;
+    Ok(HttpResponse::Accepted().json(StatusResponse { status: "verification_sent" }))
+}
+
+/// Confirm the address with its code and sign this device in.
+#[utoipa::path(post, path = "/api/auth/verify-email", tag = "accounts", request_body = VerifyEmailRequest,
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::error::Problem)))]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody<VerifyEmailRequest>,
+) -> AppResult<HttpResponse> {
+    let email = EmailAddress::parse(&body.0.email).map_err(|message| AppError::validation("email", message))?;
+    let code = parse_code(&body.0.code)?;
+    let client = client_info(&request, &state.settings);
+    let signed_in = registration::verify_email(&state, &email, code, &client).await?;
+    Ok(token_response(signed_in, &state.settings))
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginRequest,
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::error::Problem),
+        (status = 403, description = "email_not_verified", body = crate::error::Problem)))]
+pub async fn login(state: web::Data<AppState>, request: HttpRequest, body: JsonBody<LoginRequest>) -> AppResult<HttpResponse> {
+    let client = client_info(&request, &state.settings);
+    let signed_in = login::login(&state, &body.0.email, &body.0.password, &client).await?;
+    Ok(token_response(signed_in, &state.settings))
+}
+
+/// Rotate a refresh token (from the body, or the cookie when the body is absent, empty or `{}`).
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body(content = RefreshRequest, description = "optional with the cookie"),
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::error::Problem)))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: OptionalJsonBody<RefreshRequest>,
+) -> AppResult<HttpResponse> {
+    let token = body.0.and_then(|body| body.refresh_token).or_else(|| refresh_cookie_value(&request));
+    let token = token.ok_or(AppError::RefreshTokenInvalid)?;
+    let signed_in = refresh::refresh(&state, &token).await?;
+    Ok(token_response(signed_in, &state.settings))
+}
+
+/// End the current session (by Bearer token, or by the refresh cookie).
+#[utoipa::path(post, path = "/api/auth/logout", tag = "accounts",
+    responses((status = 204), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> AppResult<HttpResponse> {
+    if let Some(token) = bearer_token(&request) {
+        let caller = AuthUser::from_token(&state, token)?;
+        account::logout(&state, caller.user, caller.session).await?;
+    } else if let Some(token) = refresh_cookie_value(&request) {
+        account::logout_with_refresh_token(&state, &token).await?;
+    } else {
+        return Err(AppError::Unauthorized);
+    }
+    Ok(HttpResponse::NoContent().cookie(cleared_refresh_cookie(&state.settings)).finish())
+}
+
+/// End every session of the user, or all but the current one.
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "accounts", request_body(content = LogoutAllRequest, description = "optional"),
+    responses((status = 204), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: OptionalJsonBody<LogoutAllRequest>,
+) -> AppResult<HttpResponse> {
+    let keep_current = body.0.map(|body| body.keep_current).unwrap_or(false);
+    account::logout_all(&state, caller.user, caller.session, keep_current).await?;
+    let mut response = HttpResponse::NoContent();
+    if !keep_current {
+        response.cookie(cleared_refresh_cookie(&state.settings));
+    }
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    Ok(response.finish())
+}

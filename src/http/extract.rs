@@ -1,0 +1,165 @@
+//! Extractors: the JSON body parser with the contract's errors, and the authenticated caller.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::{
+    error::{AppError, FieldError},
+    services::AppState,
+    tokens::AccessTokenError,
+};
+
+/// The most a request body may hold.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// A JSON body: 415 without `Content-Type: application/json`, 413 over 16 KiB, 400 when not JSON, 422 when
+/// JSON of the wrong shape (naming the field). Unknown fields are ignored.
+pub struct JsonBody<T>(pub T);
+
+/// A body that may be absent: no body, an empty one, or JSON (the content type is then not required).
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = is_json_content_type(request);
+        let body = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            let body = body.await.map_err(payload_error)?;
+            if !is_json {
+                return Err(AppError::UnsupportedMediaType);
+            }
+            parse(&body).map(JsonBody)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let has_content_type = request.headers().contains_key(header::CONTENT_TYPE);
+        let is_json = is_json_content_type(request);
+        let body = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            let body = body.await.map_err(payload_error)?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJsonBody(None));
+            }
+            if has_content_type && !is_json {
+                return Err(AppError::UnsupportedMediaType);
+            }
+            parse(&body).map(|value| OptionalJsonBody(Some(value)))
+        })
+    }
+}
+
+fn is_json_content_type(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+fn payload_error(error: actix_web::Error) -> AppError {
+    if error.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge
+    } else {
+        AppError::MalformedRequest("the body could not be read".to_owned())
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)?;
+    deserializer.end().map_err(|error| AppError::MalformedRequest(position(&error)))?;
+    Ok(value)
+}
+
+fn position(error: &serde_json::Error) -> String {
+    format!("line {}, column {}", error.line(), error.column())
+}
+
+/// Turns a serde error into the contract's error without echoing any of the input.
+fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError {
+    use serde_json::error::Category;
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    match inner.classify() {
+        Category::Data => {
+            let message = inner.to_string();
+            if let Some(field) = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+                let field = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
+                return AppError::validation(&field, "is required");
+            }
+            let expected = message
+                .split_once(", expected ")
+                .map(|(_, expected)| expected.split(" at line").next().unwrap_or(expected).to_owned());
+            let field = if path == "." { "body".to_owned() } else { path };
+            let message = match expected {
+                Some(expected) if !expected.contains('"') => format!("has the wrong type: expected {expected}"),
+                _ => "has the wrong type or value".to_owned(),
+            };
+            AppError::ValidationFailed(vec![FieldError::new(&field, message)])
+        }
+        Category::Syntax | Category::Eof | Category::Io => AppError::MalformedRequest(position(&inner)),
+    }
+}
+
+/// The caller behind a valid access token whose session has not ended. Checking it reads the manager's
+/// revoked set: no database, no awaiting.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub user: Uuid,
+    pub session: Uuid,
+}
+
+impl AuthUser {
+    pub fn from_token(state: &AppState, token: &str) -> Result<Self, AppError> {
+        let claims = state.access_tokens.verify(token).map_err(|error| match error {
+            AccessTokenError::Expired => AppError::TokenExpired,
+            AccessTokenError::Invalid => AppError::Unauthorized,
+        })?;
+        if state.views.revoked.contains(&claims.sid) {
+            return Err(AppError::SessionRevoked);
+        }
+        Ok(Self { user: claims.sub, session: claims.sid })
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one.
+pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(authenticate(request))
+    }
+}
+
+fn authenticate(request: &HttpRequest) -> Result<AuthUser, AppError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Internal("application state missing".to_owned()))?;
+    let token = bearer_token(request).ok_or(AppError::Unauthorized)?;
+    AuthUser::from_token(state, token)
+}

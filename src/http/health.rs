@@ -1,0 +1,28 @@
+//! Liveness and readiness.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::{
+    error::{AppError, AppResult},
+    services::AppState,
+};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthStatus {
+    pub status: &'static str,
+}
+
+/// Always 200 while the process serves.
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, body = HealthStatus)))]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(HealthStatus { status: "ok" })
+}
+
+/// 200 when the database answers, else 503.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, body = HealthStatus), (status = 503, body = crate::error::Problem)))]
+pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    state.database.ping().await.map_err(|_| AppError::ServiceUnavailable("database".to_owned()))?;
+    Ok(HttpResponse::Ok().json(HealthStatus { status: "ok" }))
+}

@@ -1,0 +1,13 @@
+//! The HTTP layer: parses requests into domain types, calls services, shapes responses.
+
+pub mod account;
+pub mod auth;
+pub mod client;
+pub mod docs;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod problems;
+pub mod routes;
+pub mod sessions;
+pub mod token_response;

@@ -1,0 +1,65 @@
+//! The `TokenResponse` every sign-in and refresh answers, with its refresh cookie.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    cookie::{Cookie, SameSite, time::Duration as CookieDuration},
+    http::header,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    config::Settings,
+    services::{sessions::SignedIn, users::UserView},
+};
+
+pub const REFRESH_COOKIE: &str = "refresh_token";
+const COOKIE_PATH: &str = "/api/auth";
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds of the access token.
+    pub expires_in: i64,
+    pub refresh_token: String,
+    /// Seconds until the session's absolute end.
+    pub refresh_expires_in: i64,
+    pub session_id: Uuid,
+    pub user: UserView,
+}
+
+pub fn token_response(signed_in: SignedIn, settings: &Settings) -> HttpResponse {
+    let cookie = refresh_cookie(&signed_in.refresh_token, signed_in.refresh_expires_in, settings);
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).cookie(cookie).json(TokenResponse {
+        access_token: signed_in.access_token,
+        token_type: "Bearer",
+        expires_in: signed_in.expires_in,
+        refresh_token: signed_in.refresh_token,
+        refresh_expires_in: signed_in.refresh_expires_in,
+        session_id: signed_in.session_id,
+        user: signed_in.user,
+    })
+}
+
+fn refresh_cookie(token: &str, max_age_seconds: i64, settings: &Settings) -> Cookie<'static> {
+    Cookie::build(REFRESH_COOKIE, token.to_owned())
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path(COOKIE_PATH)
+        .secure(settings.is_production())
+        .max_age(CookieDuration::seconds(max_age_seconds))
+        .finish()
+}
+
+/// A cookie that tells the browser to drop the refresh cookie.
+pub fn cleared_refresh_cookie(settings: &Settings) -> Cookie<'static> {
+    let mut cookie = refresh_cookie("", 0, settings);
+    cookie.make_removal();
+    cookie
+}
+
+pub fn refresh_cookie_value(request: &HttpRequest) -> Option<String> {
+    request.cookie(REFRESH_COOKIE).map(|cookie| cookie.value().to_owned()).filter(|value| !value.is_empty())
+}

@@ -1,0 +1,16 @@
+//! authd: email and password or email-code sign-in, rotating refresh tokens, per-device sessions, and
+//! instant session revocation pushed to every connected device over WebSockets.
+
+pub mod config;
+pub mod database;
+pub mod domain;
+pub mod email;
+pub mod error;
+pub mod http;
+pub mod passwords;
+pub mod realtime;
+pub mod secret;
+pub mod services;
+pub mod startup;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,150 @@
+//! argon2id hashing and verification, always off the async workers and behind a bound on how many run at
+//! once (each takes 19 MiB).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
+};
+use tokio::sync::Semaphore;
+
+use crate::domain::Password;
+
+/// OWASP's argon2id parameters: 19 MiB, two passes, one lane.
+const MEMORY_KIB: u32 = 19_456;
+const ITERATIONS: u32 = 2;
+const LANES: u32 = 1;
+/// The PHC prefix of a hash made with the current parameters; any other prefix is rehashed at login.
+const CURRENT_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    #[error("the hashing task did not finish")]
+    Task,
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    pub matches: bool,
+    /// The stored hash uses other parameters than today's and should be replaced.
+    pub needs_rehash: bool,
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    /// Hashes waiting for a permit or running now.
+    in_flight: Arc<AtomicUsize>,
+    /// Verified when the account does not exist, so an unknown email costs the same time as a wrong password.
+    dummy_hash: Arc<String>,
+}
+
+impl PasswordHasher {
+    /// `concurrency` hashes may run at once; more wait their turn.
+    pub fn new(concurrency: usize) -> Result<Self, PasswordError> {
+        let dummy_hash = hash_now(crate::tokens::random_token(24).as_bytes())?;
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            dummy_hash: Arc::new(dummy_hash),
+        })
+    }
+
+    /// How many hashes wait for a permit or run now.
+    pub fn queue_depth(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<String, PasswordError> {
+        let bytes = password.as_str().as_bytes().to_vec();
+        self.run(move || hash_now(&bytes)).await?
+    }
+
+    pub async fn verify(&self, stored: &str, password: &Password) -> Result<Verification, PasswordError> {
+        let stored = stored.to_owned();
+        let bytes = password.as_str().as_bytes().to_vec();
+        self.run(move || Ok(verify_now(&stored, &bytes))).await?
+    }
+
+    /// Spends the time of a real verification and always fails.
+    pub async fn verify_dummy(&self) -> Result<(), PasswordError> {
+        let stored = self.dummy_hash.clone();
+        self.run(move || {
+            verify_now(&stored, b"a password that matches nothing");
+            Ok(())
+        })
+        .await?
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = async {
+            let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Task)?;
+            tokio::task::spawn_blocking(work).await.map_err(|_| PasswordError::Task)
+        }
+        .await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+}
+
+fn hasher() -> Result<Argon2<'static>, PasswordError> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn hash_now(password: &[u8]) -> Result<String, PasswordError> {
+    let hash: PasswordHash =
+        hasher()?.hash_password(password).map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    Ok(hash.to_string())
+}
+
+fn verify_now(stored: &str, password: &[u8]) -> Verification {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return Verification { matches: false, needs_rehash: false };
+    };
+    let Ok(argon2) = hasher() else {
+        return Verification { matches: false, needs_rehash: false };
+    };
+    let matches = argon2.verify_password(password, &parsed).is_ok();
+    Verification { matches, needs_rehash: matches && !stored.starts_with(CURRENT_PREFIX) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_uses_owasp_parameters_and_verifies() {
+        let hasher = PasswordHasher::new(2).unwrap();
+        let password = Password::for_login("correct horse battery staple").unwrap();
+        let hash = hasher.hash(&password).await.unwrap();
+        assert!(hash.starts_with(CURRENT_PREFIX));
+        let verification = hasher.verify(&hash, &password).await.unwrap();
+        assert_eq!(verification, Verification { matches: true, needs_rehash: false });
+        let wrong = Password::for_login("correct horse battery stapler").unwrap();
+        assert!(!hasher.verify(&hash, &wrong).await.unwrap().matches);
+        assert_ne!(hash, hasher.hash(&password).await.unwrap(), "each hash has a fresh salt");
+    }
+
+    #[tokio::test]
+    async fn older_parameters_ask_for_a_rehash() {
+        let params = Params::new(8192, 1, 1, None).unwrap();
+        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let old: PasswordHash = weak.hash_password(b"correct horse battery staple").unwrap();
+        let hasher = PasswordHasher::new(1).unwrap();
+        let password = Password::for_login("correct horse battery staple").unwrap();
+        let verification = hasher.verify(&old.to_string(), &password).await.unwrap();
+        assert_eq!(verification, Verification { matches: true, needs_rehash: true });
+    }
+}

@@ -1,0 +1,41 @@
+//! What travels: the events between services, managers and nodes, and the JSON frames sent to devices.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{domain::RevocationReason, services::sessions::SessionSummary};
+
+/// Sessions of one user that ended, for one reason. Published after the database records it.
+#[derive(Debug, Clone, Serialize, Deserialize, actix::Message)]
+#[rtype(result = "()")]
+pub struct SessionsRevoked {
+    pub user: Uuid,
+    pub sessions: Vec<Uuid>,
+    pub reason: RevocationReason,
+    pub revoked_at: DateTime<Utc>,
+}
+
+/// A new sign-in of a user, told to that user's other devices.
+#[derive(Debug, Clone, Serialize, Deserialize, actix::Message)]
+#[rtype(result = "()")]
+pub struct SessionCreated {
+    pub user: Uuid,
+    pub session: SessionSummary,
+}
+
+/// One text frame to a device.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Hello { session_id: Uuid, user_id: Uuid },
+    SessionRevoked { session_id: Uuid, reason: RevocationReason },
+    SessionCreated { session: SessionSummary },
+    SessionEnded { session_id: Uuid, reason: RevocationReason },
+}
+
+impl ServerMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,113 @@
+//! Sets the request path reads without awaiting the actor or touching the database. The `SessionManager`
+//! holds the only writer of each; handlers get read-only views.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Sessions ended recently enough that one of their access tokens could still be presented, each with
+/// the time after which that is no longer possible.
+pub struct RevokedSessions {
+    entries: Arc<RwLock<HashMap<Uuid, DateTime<Utc>>>>,
+}
+
+#[derive(Clone)]
+pub struct RevokedSessionsView {
+    entries: Arc<RwLock<HashMap<Uuid, DateTime<Utc>>>>,
+}
+
+impl RevokedSessions {
+    pub fn new() -> (Self, RevokedSessionsView) {
+        let entries = Arc::new(RwLock::new(HashMap::new()));
+        (Self { entries: entries.clone() }, RevokedSessionsView { entries })
+    }
+
+    /// Marks a session ended until `forget_at`; true when it was not marked before.
+    pub fn insert(&self, session: Uuid, forget_at: DateTime<Utc>) -> bool {
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.insert(session, forget_at).is_none()
+    }
+
+    pub fn contains(&self, session: &Uuid) -> bool {
+        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(session)
+    }
+
+    /// Drops entries whose tokens have all expired.
+    pub fn prune(&self, now: DateTime<Utc>) {
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.retain(|_, forget_at| *forget_at > now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RevokedSessionsView {
+    pub fn contains(&self, session: &Uuid) -> bool {
+        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(session)
+    }
+}
+
+/// Sessions with at least one WebSocket open on this node, with how many.
+pub struct LocalPresence {
+    counts: Arc<RwLock<HashMap<Uuid, usize>>>,
+}
+
+#[derive(Clone)]
+pub struct LocalPresenceView {
+    counts: Arc<RwLock<HashMap<Uuid, usize>>>,
+}
+
+impl LocalPresence {
+    pub fn new() -> (Self, LocalPresenceView) {
+        let counts = Arc::new(RwLock::new(HashMap::new()));
+        (Self { counts: counts.clone() }, LocalPresenceView { counts })
+    }
+
+    /// Counts one more socket; true when the session just came online here.
+    pub fn add(&self, session: Uuid) -> bool {
+        let mut counts = self.counts.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = counts.entry(session).or_insert(0);
+        *count += 1;
+        *count == 1
+    }
+
+    /// Counts one socket fewer; true when the session just went offline here.
+    pub fn remove(&self, session: Uuid) -> bool {
+        let mut counts = self.counts.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match counts.get_mut(&session) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                counts.remove(&session);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn sessions(&self) -> Vec<Uuid> {
+        self.counts.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().copied().collect()
+    }
+}
+
+impl LocalPresenceView {
+    pub fn is_online(&self, session: &Uuid) -> bool {
+        self.counts.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(session)
+    }
+
+    pub fn socket_count(&self) -> usize {
+        self.counts.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().sum()
+    }
+}

@@ -1,0 +1,7 @@
+//! Live session state: the `SessionManager` actor, the WebSocket connections it pushes to, and the event bus
+//! that carries session changes between nodes. Every actix actor and WebSocket type stays in this module.
+
+pub mod bus;
+pub mod events;
+pub mod live_sets;
+pub mod session_manager;

@@ -1,0 +1,159 @@
+//! Emailed one-time codes: six CSPRNG digits, stored only as an HMAC bound to user, purpose and challenge;
+//! single use, limited life, and a hard cap on wrong tries, each enforced by a conditional UPDATE.
+
+use chrono::{DateTime, Utc};
+use entity::otp;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use super::{AppState, now, seconds};
+use crate::{
+    domain::OtpPurpose,
+    error::{AppError, AppResult},
+    tokens::{fill_random, hex},
+};
+
+/// What verifying a registration code sets on the account.
+#[derive(Clone, Default)]
+pub struct Binding {
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Six uniformly random digits.
+pub fn generate_code() -> String {
+    // 4_294_000_000 is the largest multiple of 10^6 below 2^32: rejecting above it keeps every code equally likely.
+    loop {
+        let mut bytes = [0u8; 4];
+        fill_random(&mut bytes);
+        let value = u32::from_be_bytes(bytes);
+        if value < 4_294_000_000 {
+            return format!("{:06}", value % 1_000_000);
+        }
+    }
+}
+
+fn code_hash(state: &AppState, user: Uuid, purpose: OtpPurpose, challenge: Option<Uuid>, code: &str) -> String {
+    let challenge = challenge.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
+    hex(&state.otp_keys.mac(&[user.as_bytes(), purpose.as_str().as_bytes(), &challenge, code.as_bytes()]))
+}
+
+/// Makes a new code for `user` and `purpose`, replacing any older one of that purpose; answers the code,
+/// which only the mail ever carries.
+pub async fn issue(
+    state: &AppState,
+    connection: &impl ConnectionTrait,
+    user: Uuid,
+    purpose: OtpPurpose,
+    challenge: Option<Uuid>,
+    binding: Binding,
+) -> Result<String, DbErr> {
+    let code = generate_code();
+    let created_at = now();
+    otp::Entity::delete_many()
+        .filter(otp::Column::UserId.eq(user))
+        .filter(otp::Column::Purpose.eq(purpose.as_str()))
+        .exec(connection)
+        .await?;
+    otp::Entity::insert(otp::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user),
+        purpose: Set(purpose.as_str().to_owned()),
+        challenge_id: Set(challenge),
+        code_hash: Set(code_hash(state, user, purpose, challenge, &code)),
+        attempts: Set(0),
+        expires_at: Set(created_at + seconds(state.settings.otp_ttl)),
+        consumed_at: Set(None),
+        created_at: Set(created_at),
+        password_hash: Set(binding.password_hash),
+        name: Set(binding.name),
+    })
+    .exec(connection)
+    .await?;
+    Ok(code)
+}
+
+/// Checks `code` and uses it up. Each try first takes one of the code's attempts with a conditional
+/// UPDATE, so parallel guesses never get more tries than allowed; a right code is then consumed by a
+/// second conditional UPDATE, so parallel right submissions succeed exactly once.
+pub async fn consume(
+    state: &AppState,
+    user: Uuid,
+    purpose: OtpPurpose,
+    challenge: Option<Uuid>,
+    code: &str,
+) -> AppResult<otp::Model> {
+    let at = now();
+    let mut query = otp::Entity::find()
+        .filter(otp::Column::UserId.eq(user))
+        .filter(otp::Column::Purpose.eq(purpose.as_str()))
+        .filter(otp::Column::ConsumedAt.is_null());
+    if let Some(challenge) = challenge {
+        query = query.filter(otp::Column::ChallengeId.eq(challenge));
+    }
+    let Some(stored) = query.order_by_desc(otp::Column::CreatedAt).one(&state.database).await? else {
+        return Err(AppError::OtpInvalid);
+    };
+    check_usable(state, &stored, at)?;
+
+    let maximum = i32::try_from(state.settings.otp_max_attempts).unwrap_or(i32::MAX);
+    let reserved = otp::Entity::update_many()
+        .col_expr(otp::Column::Attempts, Expr::col(otp::Column::Attempts).add(1))
+        .filter(otp::Column::Id.eq(stored.id))
+        .filter(otp::Column::ConsumedAt.is_null())
+        .filter(otp::Column::Attempts.lt(maximum))
+        .exec(&state.database)
+        .await?;
+    if reserved.rows_affected == 0 {
+        // Another request used the last try or the code itself in the meantime.
+        let current = otp::Entity::find_by_id(stored.id).one(&state.database).await?.ok_or(AppError::OtpInvalid)?;
+        check_usable(state, &current, at)?;
+        return Err(AppError::OtpInvalid);
+    }
+
+    let expected = code_hash(state, user, purpose, challenge, code);
+    if !constant_time_equal(expected.as_bytes(), stored.code_hash.as_bytes()) {
+        return Err(AppError::OtpInvalid);
+    }
+    let consumed = otp::Entity::update_many()
+        .col_expr(otp::Column::ConsumedAt, Expr::value(at))
+        .filter(otp::Column::Id.eq(stored.id))
+        .filter(otp::Column::ConsumedAt.is_null())
+        .exec(&state.database)
+        .await?;
+    if consumed.rows_affected == 0 {
+        return Err(AppError::OtpInvalid);
+    }
+    Ok(stored)
+}
+
+fn check_usable(state: &AppState, stored: &otp::Model, at: DateTime<Utc>) -> AppResult<()> {
+    if stored.consumed_at.is_some() {
+        return Err(AppError::OtpInvalid);
+    }
+    if stored.expires_at <= at {
+        return Err(AppError::OtpExpired);
+    }
+    if i64::from(stored.attempts) >= i64::from(state.settings.otp_max_attempts) {
+        return Err(AppError::OtpAttemptsExceeded);
+    }
+    Ok(())
+}
+
+pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_vary() {
+        let codes: std::collections::HashSet<String> = (0..200).map(|_| generate_code()).collect();
+        assert!(codes.iter().all(|code| code.len() == 6 && code.bytes().all(|byte| byte.is_ascii_digit())));
+        assert!(codes.len() > 190, "codes repeat far too often");
+    }
+}

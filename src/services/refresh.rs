@@ -1,0 +1,87 @@
+//! Refresh token rotation: a compare-and-swap ends the presented token; every presentation inside the grace
+//! window answers the same successor; a presentation after it means the token was copied, and the session ends.
+
+use entity::{refresh_token, session, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
+
+use super::{
+    AppState, now,
+    revocation::{self, Scope},
+    seconds,
+    sessions::{self, SignedIn, insert_refresh_token},
+};
+use crate::{
+    domain::RevocationReason,
+    email::Mail,
+    error::{AppError, AppResult},
+    tokens::{hash_token, is_well_formed},
+};
+
+/// The live session a refresh token belongs to, or why there is none.
+pub async fn session_of(state: &AppState, token: &str) -> AppResult<(refresh_token::Model, session::Model)> {
+    if !is_well_formed(token) {
+        return Err(AppError::RefreshTokenInvalid);
+    }
+    let stored = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash_token(token)))
+        .one(&state.database)
+        .await?
+        .ok_or(AppError::RefreshTokenInvalid)?;
+    let owner = session::Entity::find_by_id(stored.session_id)
+        .one(&state.database)
+        .await?
+        .filter(|owner| owner.revoked_at.is_none())
+        .ok_or(AppError::RefreshTokenInvalid)?;
+    Ok((stored, owner))
+}
+
+pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
+    let (stored, owner) = session_of(state, token).await?;
+    let at = now();
+    if sessions::is_expired(state, &owner, at) {
+        revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Expired).await?;
+        return Err(AppError::SessionExpired);
+    }
+    let user = user::Entity::find_by_id(owner.user_id).one(&state.database).await?.ok_or(AppError::RefreshTokenInvalid)?;
+    let successor = state.refresh_keys.refresh_successor(token);
+
+    let rotated_at = match stored.rotated_at {
+        Some(rotated_at) => rotated_at,
+        None => {
+            let transaction = state.database.begin().await?;
+            let swapped = refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::RotatedAt, Expr::value(at))
+                .filter(refresh_token::Column::Id.eq(stored.id))
+                .filter(refresh_token::Column::RotatedAt.is_null())
+                .exec(&transaction)
+                .await?;
+            if swapped.rows_affected == 1 {
+                insert_refresh_token(&transaction, owner.id, &successor, at).await?;
+                session::Entity::update_many()
+                    .col_expr(session::Column::LastUsedAt, Expr::value(at))
+                    .filter(session::Column::Id.eq(owner.id))
+                    .exec(&transaction)
+                    .await?;
+                transaction.commit().await?;
+                let owner = session::Model { last_used_at: at, ..owner };
+                return sessions::token_pair(state, &user, &owner, successor, at);
+            }
+            transaction.rollback().await?;
+            // A parallel refresh with the same token won the swap: answer as it did.
+            refresh_token::Entity::find_by_id(stored.id)
+                .one(&state.database)
+                .await?
+                .and_then(|current| current.rotated_at)
+                .ok_or(AppError::RefreshTokenInvalid)?
+        }
+    };
+
+    if at - rotated_at <= seconds(state.settings.refresh_grace) {
+        return sessions::token_pair(state, &user, &owner, successor, at);
+    }
+    let ended = revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::RefreshTokenReused).await?;
+    if !ended.is_empty() {
+        state.mailer.send(&user.email, Mail::RefreshTokenReused { device: owner.device.clone() });
+    }
+    Err(AppError::RefreshTokenReused)
+}

@@ -1,0 +1,98 @@
+//! The one road every session end takes: record it in the database (session row, revocation log, and on
+//! PostgreSQL a notification to the other nodes, all in one transaction), then hand it to this node's
+//! `SessionManager`, which refuses the session's tokens and tells its devices.
+
+use chrono::{DateTime, Utc};
+use entity::{session, session_revocation};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{AppState, now};
+use crate::{
+    domain::RevocationReason,
+    error::AppResult,
+    realtime::{
+        bus::{BusMessage, notify_in_transaction},
+        events::SessionsRevoked,
+    },
+};
+
+/// Which sessions of a user end.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    One(Uuid),
+    All,
+    AllExcept(Uuid),
+}
+
+/// Ends the live sessions of `user` in `scope`; answers the ids that were live and are now ended.
+pub async fn end_sessions(state: &AppState, user: Uuid, scope: Scope, reason: RevocationReason) -> AppResult<Vec<Uuid>> {
+    let transaction = state.database.begin().await?;
+    let event = record(&transaction, user, scope, reason, now()).await?;
+    transaction.commit().await?;
+    let ended = event.sessions.clone();
+    state.bus.sessions_revoked(event).await;
+    Ok(ended)
+}
+
+/// The database half of a revocation, inside the caller's transaction. The first statement writes, so
+/// SQLite takes its write lock at once instead of failing a read-then-write upgrade.
+pub async fn record(
+    transaction: &DatabaseTransaction,
+    user: Uuid,
+    scope: Scope,
+    reason: RevocationReason,
+    at: DateTime<Utc>,
+) -> Result<SessionsRevoked, DbErr> {
+    let update = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(at))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::UserId.eq(user))
+        .filter(session::Column::RevokedAt.is_null());
+    let update = match scope {
+        Scope::One(id) => update.filter(session::Column::Id.eq(id)),
+        Scope::All => update,
+        Scope::AllExcept(keep) => update.filter(session::Column::Id.ne(keep)),
+    };
+    let sessions: Vec<Uuid> = update.exec_with_returning(transaction).await?.into_iter().map(|model| model.id).collect();
+    let event = SessionsRevoked { user, sessions, reason, revoked_at: at };
+    if event.sessions.is_empty() {
+        return Ok(event);
+    }
+    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| session_revocation::ActiveModel {
+        id: NotSet,
+        session_id: Set(*session),
+        user_id: Set(user),
+        reason: Set(reason.as_str().to_owned()),
+        revoked_at: Set(at),
+    }))
+    .exec(transaction)
+    .await?;
+    notify_in_transaction(transaction, &BusMessage::Revoked(event.clone())).await?;
+    Ok(event)
+}
+
+/// Revocations recent enough that their sessions' access tokens may still be presented, grouped into
+/// events: loaded at start and after the bus reconnects, so neither opens a window.
+pub async fn recent(
+    connection: &impl sea_orm::ConnectionTrait,
+    since: DateTime<Utc>,
+) -> Result<Vec<SessionsRevoked>, DbErr> {
+    let rows = session_revocation::Entity::find()
+        .filter(session_revocation::Column::RevokedAt.gte(since))
+        .all(connection)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| SessionsRevoked {
+            user: row.user_id,
+            sessions: vec![row.session_id],
+            reason: RevocationReason::parse(&row.reason).unwrap_or(RevocationReason::Revoked),
+            revoked_at: row.revoked_at,
+        })
+        .collect())
+}

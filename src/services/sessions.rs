@@ -1,0 +1,201 @@
+//! Signing a device in, and the caller's list of sessions.
+
+use chrono::{DateTime, Utc};
+use entity::{refresh_token, session, user};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AppState, ClientInfo, now, seconds, users::UserView};
+use crate::{
+    email::Mail,
+    error::AppResult,
+    realtime::events::SessionCreated,
+    tokens::{hash_token, new_opaque_token},
+};
+
+/// The `Session` of the contract.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionSummary {
+    pub id: Uuid,
+    pub ip: String,
+    pub user_agent: String,
+    pub device: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub current: bool,
+    pub online: bool,
+}
+
+impl SessionSummary {
+    pub fn new(model: &session::Model, current: bool, online: bool) -> Self {
+        Self {
+            id: model.id,
+            ip: model.ip.clone(),
+            user_agent: model.user_agent.clone(),
+            device: model.device.clone(),
+            created_at: model.created_at,
+            last_used_at: model.last_used_at,
+            expires_at: model.expires_at,
+            current,
+            online,
+        }
+    }
+}
+
+/// A token pair for one session: what every sign-in and refresh answers.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: UserView,
+    pub session_id: Uuid,
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+}
+
+/// Whether a session is past its absolute or idle limit at `at`.
+pub fn is_expired(state: &AppState, model: &session::Model, at: DateTime<Utc>) -> bool {
+    model.expires_at <= at || model.last_used_at + seconds(state.settings.session_idle_ttl) <= at
+}
+
+/// Starts a session for a verified user on the calling device and answers its first token pair.
+pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
+    let created_at = now();
+    let device = device_label(&client.user_agent);
+    let known_devices = session::Entity::find()
+        .filter(session::Column::UserId.eq(user.id))
+        .filter(session::Column::Device.eq(device.clone()))
+        .count(&state.database)
+        .await?;
+    let any_sessions = session::Entity::find().filter(session::Column::UserId.eq(user.id)).count(&state.database).await?;
+    let model = session::Model {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.chars().take(512).collect(),
+        device,
+        created_at,
+        last_used_at: created_at,
+        expires_at: created_at + seconds(state.settings.session_ttl),
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    let refresh_token = new_opaque_token();
+    let transaction = state.database.begin().await?;
+    session::Entity::insert(session::ActiveModel {
+        id: Set(model.id),
+        user_id: Set(model.user_id),
+        ip: Set(model.ip.clone()),
+        user_agent: Set(model.user_agent.clone()),
+        device: Set(model.device.clone()),
+        created_at: Set(model.created_at),
+        last_used_at: Set(model.last_used_at),
+        expires_at: Set(model.expires_at),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    })
+    .exec(&transaction)
+    .await?;
+    insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
+    transaction.commit().await?;
+
+    if any_sessions > 0 && known_devices == 0 {
+        state.mailer.send(
+            &user.email,
+            Mail::NewSignIn { device: model.device.clone(), ip: model.ip.clone(), at: created_at },
+        );
+    }
+    state.bus.session_created(SessionCreated { user: user.id, session: SessionSummary::new(&model, false, false) });
+    token_pair(state, user, &model, refresh_token, created_at)
+}
+
+pub async fn insert_refresh_token(
+    connection: &impl sea_orm::ConnectionTrait,
+    session: Uuid,
+    token: &str,
+    created_at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    refresh_token::Entity::insert(refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(session),
+        token_hash: Set(hash_token(token)),
+        created_at: Set(created_at),
+        rotated_at: Set(None),
+    })
+    .exec(connection)
+    .await?;
+    Ok(())
+}
+
+/// Issues an access token for the session and packs it with `refresh_token`.
+pub fn token_pair(
+    state: &AppState,
+    user: &user::Model,
+    model: &session::Model,
+    refresh_token: String,
+    at: DateTime<Utc>,
+) -> AppResult<SignedIn> {
+    let (access_token, expires_in) = state.access_tokens.issue(user.id, model.id, model.expires_at, at)?;
+    Ok(SignedIn {
+        user: UserView::from(user),
+        session_id: model.id,
+        access_token,
+        expires_in,
+        refresh_token,
+        refresh_expires_in: (model.expires_at - at).num_seconds().max(0),
+    })
+}
+
+/// The caller's live sessions, newest first.
+pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<SessionSummary>> {
+    let at = now();
+    let models = session::Entity::find()
+        .filter(session::Column::UserId.eq(user))
+        .filter(session::Column::RevokedAt.is_null())
+        .order_by_desc(session::Column::CreatedAt)
+        .all(&state.database)
+        .await?;
+    Ok(models
+        .iter()
+        .filter(|model| !is_expired(state, model, at))
+        .map(|model| SessionSummary::new(model, model.id == current, state.views.presence.is_online(&model.id)))
+        .collect())
+}
+
+/// A short label such as "Firefox on Linux"; for apps, the product named first in their user agent.
+pub fn device_label(user_agent: &str) -> String {
+    const UNKNOWN: &str = "UNKNOWN";
+    if let Some(parsed) = woothee::parser::Parser::new().parse(user_agent)
+        && parsed.name != UNKNOWN
+    {
+        return if parsed.os != UNKNOWN { format!("{} on {}", parsed.name, parsed.os) } else { parsed.name.to_owned() };
+    }
+    let product: String = user_agent
+        .split(|character: char| character == '/' || character.is_whitespace())
+        .find(|part| !part.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .filter(|character| !character.is_control())
+        .take(40)
+        .collect();
+    if product.is_empty() { "Unknown device".to_owned() } else { product }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_label;
+
+    #[test]
+    fn labels_browsers_and_apps() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(device_label(firefox), "Firefox on Linux");
+        let chrome_mac = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+        assert_eq!(device_label(chrome_mac), "Chrome on Mac OSX");
+        assert_eq!(device_label("MyNotes/2.1 (iOS 18)"), "MyNotes");
+        assert_eq!(device_label(""), "Unknown device");
+    }
+}

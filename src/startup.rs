@@ -1,0 +1,99 @@
+//! Builds the application: database, migrations, actors, mailer, and the bound HTTP server.
+
+use std::net::TcpListener;
+
+use actix::Actor;
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+
+use crate::{
+    config::Settings,
+    database,
+    email::{Mailer, MailerError},
+    http::{extract::BODY_LIMIT, problems, routes},
+    passwords::{PasswordError, PasswordHasher},
+    realtime::{bus::EventBus, session_manager::SessionManager},
+    services::{AppState, now, revocation, seconds},
+    telemetry,
+    tokens::{AccessTokens, Keyed, LEEWAY_SECONDS},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error("mail: {0}")]
+    Mail(#[from] MailerError),
+    #[error("passwords: {0}")]
+    Password(#[from] PasswordError),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Everything up to a bound socket; `PORT=0` picks a free port (tests). Must run inside an actix System.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let database = database::connect(&settings.database_url).await?;
+        database::migrate(&database).await?;
+
+        let (manager, views) = SessionManager::new(settings.access_token_ttl);
+        let manager = manager.start();
+        // Sessions ended before this start may still have live access tokens: refuse them from the first request.
+        let window = settings.access_token_ttl + std::time::Duration::from_secs(LEEWAY_SECONDS);
+        for event in revocation::recent(&database, now() - seconds(window)).await? {
+            let _ = manager.send(event).await;
+        }
+
+        let hashing_slots = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let state = web::Data::new(AppState {
+            passwords: PasswordHasher::new(hashing_slots)?,
+            access_tokens: AccessTokens::new(&settings.jwt_access_secret, &settings.jwt_issuer, settings.access_token_ttl),
+            refresh_keys: Keyed::derive(&settings.jwt_access_secret, "authd refresh token successor"),
+            otp_keys: Keyed::derive(&settings.otp_secret, "authd one-time code"),
+            mailer: Mailer::start(settings.smtp_url.as_ref(), &settings.mail_from, settings.data_dir.join("mail"))?,
+            bus: EventBus::new(manager),
+            views,
+            database,
+            settings,
+        });
+
+        let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))?;
+        let port = listener.local_addr()?.port();
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .wrap(from_fn(problems::problem_bodies))
+                .wrap(from_fn(telemetry::access_log))
+                .configure(routes::configure)
+                .default_service(web::to(problems::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(5)
+        .run();
+        tracing::info!(port, "listening");
+        Ok(Self { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,226 @@
+//! Access tokens (HS256 JWTs, algorithm pinned) and the opaque random tokens: refresh tokens, tickets.
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::secret::Secret;
+
+/// The `typ` header of every access token (RFC 9068).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// Clock skew tolerated on `exp`.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// Random bytes in a refresh token or a ticket: 256 bits.
+const TOKEN_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccessTokenError {
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is invalid")]
+    Invalid,
+}
+
+/// Signs and verifies access tokens.
+pub struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    header: Header,
+    issuer: String,
+    lifetime: Duration,
+}
+
+impl AccessTokens {
+    pub fn new(secret: &Secret, issuer: &str, lifetime: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+            header,
+            issuer: issuer.to_owned(),
+            lifetime,
+        }
+    }
+
+    /// Issues a token for a session; it never outlives the session's absolute end.
+    /// Returns the token and its life in seconds.
+    pub fn issue(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        session_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        let expires = (now.timestamp().saturating_add(lifetime)).min(session_expires_at.timestamp());
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.issuer.clone(),
+            sub: user,
+            sid: session,
+            jti: Uuid::now_v7(),
+            iat: now.timestamp(),
+            exp: expires,
+        };
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
+        Ok((token, (expires - now.timestamp()).max(0)))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, AccessTokenError> {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(|error| {
+            match error.kind() {
+                ErrorKind::ExpiredSignature => AccessTokenError::Expired,
+                _ => AccessTokenError::Invalid,
+            }
+        })?;
+        if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return Err(AccessTokenError::Invalid);
+        }
+        Ok(data.claims)
+    }
+
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+}
+
+/// `bytes` random bytes from the operating system's CSPRNG, base64url without padding.
+pub fn random_token(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    fill_random(&mut buffer);
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// A new refresh token or ticket: 256 random bits.
+pub fn new_opaque_token() -> String {
+    random_token(TOKEN_BYTES)
+}
+
+/// Fills `buffer` from the operating system's CSPRNG. Without one no token can be made safely, so the
+/// process stops rather than go on with weak randomness.
+pub fn fill_random(buffer: &mut [u8]) {
+    if let Err(error) = getrandom::fill(buffer) {
+        tracing::error!(%error, "the operating system's random source failed");
+        std::process::abort();
+    }
+}
+
+/// Hex SHA-256 of a token: what the database stores instead of the token.
+pub fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `token` has the shape of one of ours (43 base64url characters), checked before any lookup.
+pub fn is_well_formed(token: &str) -> bool {
+    token.len() == 43 && token.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
+/// HMAC-SHA256 keyed by a secret, for derived values (refresh successors, code hashes).
+#[derive(Clone)]
+pub struct Keyed {
+    key: Vec<u8>,
+}
+
+impl Keyed {
+    /// A key derived from `secret` for one `purpose`, so one secret serves several uses independently.
+    pub fn derive(secret: &Secret, purpose: &str) -> Self {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(purpose.as_bytes());
+        Self { key: mac.finalize().into_bytes().to_vec() }
+    }
+
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable_hmac());
+        for part in parts {
+            // Length-prefixed so that different splits of the same bytes never collide.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The successor of a refresh token: the same token always gives the same successor, so every racing
+    /// presentation inside the grace window can be answered alike without storing any token in clear.
+    pub fn refresh_successor(&self, token: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(&[token.as_bytes()]))
+    }
+}
+
+fn unreachable_hmac() -> ! {
+    // HMAC accepts keys of every length; this cannot happen.
+    std::process::abort()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> AccessTokens {
+        AccessTokens::new(&Secret::new("x".repeat(32)), "authd", Duration::from_secs(900))
+    }
+
+    #[test]
+    fn issued_token_verifies_with_pinned_algorithm() {
+        let tokens = tokens();
+        let now = Utc::now();
+        let (token, expires_in) =
+            tokens.issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::days(1), now).unwrap();
+        assert_eq!(expires_in, 900);
+        let claims = tokens.verify(&token).unwrap();
+        assert_eq!(claims.iss, "authd");
+        assert_eq!(claims.aud, "authd");
+    }
+
+    #[test]
+    fn token_never_outlives_its_session() {
+        let now = Utc::now();
+        let (_, expires_in) =
+            tokens().issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::seconds(60), now).unwrap();
+        assert_eq!(expires_in, 60);
+    }
+
+    #[test]
+    fn successor_is_deterministic_and_well_formed() {
+        let keyed = Keyed::derive(&Secret::new("y".repeat(32)), "refresh");
+        let token = new_opaque_token();
+        assert!(is_well_formed(&token));
+        let successor = keyed.refresh_successor(&token);
+        assert_eq!(successor, keyed.refresh_successor(&token));
+        assert_ne!(successor, token);
+        assert!(is_well_formed(&successor));
+    }
+}
