@@ -61,12 +61,17 @@ impl Settings {
 
     /// Builds settings from any source of variables; development secrets are generated into `DATA_DIR` once.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut reader = Reader { lookup: &lookup, problems: Vec::new() };
+        let mut reader = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
         let environment = match reader.text("APP_ENV", "development").as_str() {
             "production" => Environment::Production,
             "development" => Environment::Development,
             _ => {
-                reader.problems.push("APP_ENV must be `development` or `production`".to_owned());
+                reader
+                    .problems
+                    .push("APP_ENV must be `development` or `production`".to_owned());
                 Environment::Development
             }
         };
@@ -77,16 +82,27 @@ impl Settings {
         let jwt_issuer = reader.text("JWT_ISSUER", "authd");
         let mail_from = reader.text("MAIL_FROM", "authd <no-reply@localhost>");
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            reader.problems.push("MAIL_FROM is not a valid mailbox".to_owned());
+            reader
+                .problems
+                .push("MAIL_FROM is not a valid mailbox".to_owned());
         }
-        let smtp_url = lookup("SMTP_URL").filter(|value| !value.trim().is_empty()).map(Secret::new);
+        let smtp_url = lookup("SMTP_URL")
+            .filter(|value| !value.trim().is_empty())
+            .map(Secret::new);
         if let Some(url) = &smtp_url
-            && url::Url::parse(url.expose()).map(|url| !matches!(url.scheme(), "smtp" | "smtps")).unwrap_or(true)
+            && url::Url::parse(url.expose())
+                .map(|url| !matches!(url.scheme(), "smtp" | "smtps"))
+                .unwrap_or(true)
         {
-            reader.problems.push("SMTP_URL must be an smtp:// or smtps:// URL".to_owned());
+            reader
+                .problems
+                .push("SMTP_URL must be an smtp:// or smtps:// URL".to_owned());
         }
         let allowed_origins = reader
-            .text("ALLOWED_ORIGINS", "http://localhost:5000,http://127.0.0.1:5000")
+            .text(
+                "ALLOWED_ORIGINS",
+                "http://localhost:5000,http://127.0.0.1:5000",
+            )
             .split(',')
             .map(|origin| origin.trim().trim_end_matches('/').to_owned())
             .filter(|origin| !origin.is_empty())
@@ -103,22 +119,33 @@ impl Settings {
         let login_lockout_threshold = reader.number("LOGIN_LOCKOUT_THRESHOLD", 10u32);
         let ws_ping_interval = reader.seconds("WS_PING_INTERVAL", 15);
         let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
-        for (name, value) in [("ACCESS_TOKEN_TTL", access_token_ttl), ("SESSION_TTL", session_ttl)] {
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL", access_token_ttl),
+            ("SESSION_TTL", session_ttl),
+        ] {
             if value.is_zero() {
-                reader.problems.push(format!("{name} must be at least 1 second"));
+                reader
+                    .problems
+                    .push(format!("{name} must be at least 1 second"));
             }
         }
         if otp_max_attempts == 0 {
-            reader.problems.push("OTP_MAX_ATTEMPTS must be at least 1".to_owned());
+            reader
+                .problems
+                .push("OTP_MAX_ATTEMPTS must be at least 1".to_owned());
         }
         if login_lockout_threshold == 0 {
-            reader.problems.push("LOGIN_LOCKOUT_THRESHOLD must be at least 1".to_owned());
+            reader
+                .problems
+                .push("LOGIN_LOCKOUT_THRESHOLD must be at least 1".to_owned());
         }
 
         let jwt_access_secret = reader.secret("JWT_ACCESS_SECRET", environment, &data_dir);
         let otp_secret = reader.secret("OTP_SECRET", environment, &data_dir);
         if environment == Environment::Production && smtp_url.is_none() {
-            reader.problems.push("SMTP_URL is required when APP_ENV=production".to_owned());
+            reader
+                .problems
+                .push("SMTP_URL is required when APP_ENV=production".to_owned());
         }
 
         let Reader { problems, .. } = reader;
@@ -158,7 +185,9 @@ impl Settings {
 
     /// Whether `address` is a proxy whose `X-Forwarded-For` is believed.
     pub fn is_trusted_proxy(&self, address: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|network| network.contains(&address))
+        self.trusted_proxies
+            .iter()
+            .any(|network| network.contains(&address))
     }
 }
 
@@ -176,7 +205,10 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     }
 
     fn number<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
-        match (self.lookup)(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty()) {
+        match (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+        {
             None => default,
             Some(value) => value.parse().unwrap_or_else(|_| {
                 self.problems.push(format!("{name} must be a whole number"));
@@ -192,10 +224,19 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     fn networks(&mut self, name: &str) -> Vec<IpNet> {
         let text = self.text(name, "");
         let mut networks = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-            match item.parse::<IpNet>().or_else(|_| item.parse::<IpAddr>().map(IpNet::from)) {
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            match item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+            {
                 Ok(network) => networks.push(network),
-                Err(_) => self.problems.push(format!("{name} must be a comma list of CIDRs or addresses")),
+                Err(_) => self
+                    .problems
+                    .push(format!("{name} must be a comma list of CIDRs or addresses")),
             }
         }
         networks
@@ -203,21 +244,32 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
 
     /// A secret from the environment; in development a missing one is generated once into `DATA_DIR` and
     /// reused, so tokens survive a restart.
-    fn secret(&mut self, name: &str, environment: Environment, data_dir: &std::path::Path) -> Option<Secret> {
+    fn secret(
+        &mut self,
+        name: &str,
+        environment: Environment,
+        data_dir: &std::path::Path,
+    ) -> Option<Secret> {
         match (self.lookup)(name).filter(|value| !value.is_empty()) {
             Some(value) if value.len() >= MINIMUM_SECRET_BYTES => Some(Secret::new(value)),
             Some(_) => {
-                self.problems.push(format!("{name} must be at least {MINIMUM_SECRET_BYTES} bytes"));
+                self.problems.push(format!(
+                    "{name} must be at least {MINIMUM_SECRET_BYTES} bytes"
+                ));
                 None
             }
             None if environment == Environment::Production => {
-                self.problems.push(format!("{name} is required when APP_ENV=production"));
+                self.problems
+                    .push(format!("{name} is required when APP_ENV=production"));
                 None
             }
             None => match development_secret(name, data_dir) {
                 Ok(secret) => Some(secret),
                 Err(error) => {
-                    self.problems.push(format!("{name}: cannot keep a development secret in {}: {error}", data_dir.display()));
+                    self.problems.push(format!(
+                        "{name}: cannot keep a development secret in {}: {error}",
+                        data_dir.display()
+                    ));
                     None
                 }
             },
@@ -244,7 +296,12 @@ fn development_secret(name: &str, data_dir: &std::path::Path) -> std::io::Result
 fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())
 }
 

@@ -16,7 +16,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> Self {
-        Self { field: field.to_owned(), message: message.into() }
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -110,14 +113,18 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::AccountLocked { .. } => "account_locked",
             Self::ServiceUnavailable(_) => "service_unavailable",
-            Self::Database(_) | Self::Password(_) | Self::Signing(_) | Self::Internal(_) => "internal",
+            Self::Database(_) | Self::Password(_) | Self::Signing(_) | Self::Internal(_) => {
+                "internal"
+            }
         }
     }
 
     /// A sentence for people; never carries input, internals or secrets.
     fn detail(&self) -> String {
         match self {
-            Self::MalformedRequest(position) => format!("The request body is not valid JSON ({position})."),
+            Self::MalformedRequest(position) => {
+                format!("The request body is not valid JSON ({position}).")
+            }
             Self::ValidationFailed(_) => "The request has invalid fields.".to_owned(),
             Self::UnsupportedMediaType => "Send the body as application/json.".to_owned(),
             Self::PayloadTooLarge => "The request body is over 16 KiB.".to_owned(),
@@ -126,7 +133,9 @@ impl AppError {
             Self::Unauthorized => "A valid access token is required.".to_owned(),
             Self::TokenExpired => "The access token has expired: refresh it and retry.".to_owned(),
             Self::SessionRevoked => "This session has ended: sign in again.".to_owned(),
-            Self::SessionExpired => "This session reached its time limit: sign in again.".to_owned(),
+            Self::SessionExpired => {
+                "This session reached its time limit: sign in again.".to_owned()
+            }
             Self::InvalidCredentials => "The email or password is wrong.".to_owned(),
             Self::InvalidPassword => "The current password is wrong.".to_owned(),
             Self::EmailNotVerified => "Verify the email address first.".to_owned(),
@@ -134,9 +143,13 @@ impl AppError {
             Self::OtpInvalid => "The code is wrong.".to_owned(),
             Self::OtpExpired => "The code has expired: request a new one.".to_owned(),
             Self::OtpAttemptsExceeded => "Too many wrong tries: request a new code.".to_owned(),
-            Self::ChallengeInvalid => "The sign-in challenge is unknown, used or expired.".to_owned(),
+            Self::ChallengeInvalid => {
+                "The sign-in challenge is unknown, used or expired.".to_owned()
+            }
             Self::RefreshTokenInvalid => "The refresh token is not valid.".to_owned(),
-            Self::RefreshTokenReused => "This refresh token was already used: the session has been ended.".to_owned(),
+            Self::RefreshTokenReused => {
+                "This refresh token was already used: the session has been ended.".to_owned()
+            }
             Self::RateLimited { .. } => "Too many requests: retry later.".to_owned(),
             Self::AccountLocked { .. } => "Too many failed attempts: retry later.".to_owned(),
             Self::ServiceUnavailable(_) => "The service is temporarily unavailable.".to_owned(),
@@ -179,7 +192,9 @@ impl ResponseError for AppError {
             | Self::InvalidCredentials
             | Self::RefreshTokenInvalid
             | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            Self::InvalidPassword | Self::EmailNotVerified | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::InvalidPassword | Self::EmailNotVerified | Self::OriginNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             Self::RateLimited { .. } | Self::AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Password(_) | Self::Signing(_) | Self::Internal(_) => {
@@ -199,11 +214,20 @@ impl ResponseError for AppError {
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match self {
                 Self::Unauthorized => "Bearer".to_owned(),
-                other => format!("Bearer error=\"invalid_token\", error_description=\"{}\"", other.code()),
+                other => format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    other.code()
+                ),
             };
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
-        if let Self::RateLimited { retry_after_seconds } | Self::AccountLocked { retry_after_seconds } = self {
+        if let Self::RateLimited {
+            retry_after_seconds,
+        }
+        | Self::AccountLocked {
+            retry_after_seconds,
+        } = self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds.max(&1).to_string()));
         }
         let errors = match self {

@@ -67,7 +67,11 @@ impl PasswordHasher {
         self.run(move || hash_now(&bytes)).await?
     }
 
-    pub async fn verify(&self, stored: &str, password: &Password) -> Result<Verification, PasswordError> {
+    pub async fn verify(
+        &self,
+        stored: &str,
+        password: &Password,
+    ) -> Result<Verification, PasswordError> {
         let stored = stored.to_owned();
         let bytes = password.as_str().as_bytes().to_vec();
         self.run(move || Ok(verify_now(&stored, &bytes))).await?
@@ -89,8 +93,14 @@ impl PasswordHasher {
     ) -> Result<T, PasswordError> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = async {
-            let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Task)?;
-            tokio::task::spawn_blocking(work).await.map_err(|_| PasswordError::Task)
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| PasswordError::Task)?;
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|_| PasswordError::Task)
         }
         .await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -99,25 +109,36 @@ impl PasswordHasher {
 }
 
 fn hasher() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None)
+        .map_err(|error| PasswordError::Hashing(error.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 fn hash_now(password: &[u8]) -> Result<String, PasswordError> {
-    let hash: PasswordHash =
-        hasher()?.hash_password(password).map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    let hash: PasswordHash = hasher()?
+        .hash_password(password)
+        .map_err(|error| PasswordError::Hashing(error.to_string()))?;
     Ok(hash.to_string())
 }
 
 fn verify_now(stored: &str, password: &[u8]) -> Verification {
     let Ok(parsed) = PasswordHash::new(stored) else {
-        return Verification { matches: false, needs_rehash: false };
+        return Verification {
+            matches: false,
+            needs_rehash: false,
+        };
     };
     let Ok(argon2) = hasher() else {
-        return Verification { matches: false, needs_rehash: false };
+        return Verification {
+            matches: false,
+            needs_rehash: false,
+        };
     };
     let matches = argon2.verify_password(password, &parsed).is_ok();
-    Verification { matches, needs_rehash: matches && !stored.starts_with(CURRENT_PREFIX) }
+    Verification {
+        matches,
+        needs_rehash: matches && !stored.starts_with(CURRENT_PREFIX),
+    }
 }
 
 #[cfg(test)]
@@ -131,10 +152,20 @@ mod tests {
         let hash = hasher.hash(&password).await.unwrap();
         assert!(hash.starts_with(CURRENT_PREFIX));
         let verification = hasher.verify(&hash, &password).await.unwrap();
-        assert_eq!(verification, Verification { matches: true, needs_rehash: false });
+        assert_eq!(
+            verification,
+            Verification {
+                matches: true,
+                needs_rehash: false
+            }
+        );
         let wrong = Password::for_login("correct horse battery stapler").unwrap();
         assert!(!hasher.verify(&hash, &wrong).await.unwrap().matches);
-        assert_ne!(hash, hasher.hash(&password).await.unwrap(), "each hash has a fresh salt");
+        assert_ne!(
+            hash,
+            hasher.hash(&password).await.unwrap(),
+            "each hash has a fresh salt"
+        );
     }
 
     #[tokio::test]
@@ -145,6 +176,12 @@ mod tests {
         let hasher = PasswordHasher::new(1).unwrap();
         let password = Password::for_login("correct horse battery staple").unwrap();
         let verification = hasher.verify(&old.to_string(), &password).await.unwrap();
-        assert_eq!(verification, Verification { matches: true, needs_rehash: true });
+        assert_eq!(
+            verification,
+            Verification {
+                matches: true,
+                needs_rehash: true
+            }
+        );
     }
 }

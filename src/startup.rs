@@ -49,13 +49,26 @@ impl Application {
             let _ = manager.send(event).await;
         }
 
-        let hashing_slots = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let hashing_slots = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
         let state = web::Data::new(AppState {
             passwords: PasswordHasher::new(hashing_slots)?,
-            access_tokens: AccessTokens::new(&settings.jwt_access_secret, &settings.jwt_issuer, settings.access_token_ttl),
-            refresh_keys: Keyed::derive(&settings.jwt_access_secret, "authd refresh token successor"),
+            access_tokens: AccessTokens::new(
+                &settings.jwt_access_secret,
+                &settings.jwt_issuer,
+                settings.access_token_ttl,
+            ),
+            refresh_keys: Keyed::derive(
+                &settings.jwt_access_secret,
+                "authd refresh token successor",
+            ),
             otp_keys: Keyed::derive(&settings.otp_secret, "authd one-time code"),
-            mailer: Mailer::start(settings.smtp_url.as_ref(), &settings.mail_from, settings.data_dir.join("mail"))?,
+            mailer: Mailer::start(
+                settings.smtp_url.as_ref(),
+                &settings.mail_from,
+                settings.data_dir.join("mail"),
+            )?,
             bus: EventBus::new(manager),
             views,
             database,
@@ -78,7 +91,11 @@ impl Application {
         .shutdown_timeout(5)
         .run();
         tracing::info!(port, "listening");
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {

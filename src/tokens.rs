@@ -77,7 +77,8 @@ impl AccessTokens {
         now: DateTime<Utc>,
     ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
-        let expires = (now.timestamp().saturating_add(lifetime)).min(session_expires_at.timestamp());
+        let expires =
+            (now.timestamp().saturating_add(lifetime)).min(session_expires_at.timestamp());
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.issuer.clone(),
@@ -92,12 +93,11 @@ impl AccessTokens {
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AccessTokenError> {
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(|error| {
-            match error.kind() {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => AccessTokenError::Expired,
                 _ => AccessTokenError::Invalid,
-            }
-        })?;
+            })?;
         if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return Err(AccessTokenError::Invalid);
         }
@@ -137,7 +137,10 @@ pub fn hash_token(token: &str) -> String {
 
 /// Whether `token` has the shape of one of ours (43 base64url characters), checked before any lookup.
 pub fn is_well_formed(token: &str) -> bool {
-    token.len() == 43 && token.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
 /// HMAC-SHA256 keyed by a secret, for derived values (refresh successors, code hashes).
@@ -152,11 +155,14 @@ impl Keyed {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
             .unwrap_or_else(|_| unreachable_hmac());
         mac.update(purpose.as_bytes());
-        Self { key: mac.finalize().into_bytes().to_vec() }
+        Self {
+            key: mac.finalize().into_bytes().to_vec(),
+        }
     }
 
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable_hmac());
         for part in parts {
             // Length-prefixed so that different splits of the same bytes never collide.
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -179,10 +185,12 @@ fn unreachable_hmac() -> ! {
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 #[cfg(test)]
@@ -190,15 +198,25 @@ mod tests {
     use super::*;
 
     fn tokens() -> AccessTokens {
-        AccessTokens::new(&Secret::new("x".repeat(32)), "authd", Duration::from_secs(900))
+        AccessTokens::new(
+            &Secret::new("x".repeat(32)),
+            "authd",
+            Duration::from_secs(900),
+        )
     }
 
     #[test]
     fn issued_token_verifies_with_pinned_algorithm() {
         let tokens = tokens();
         let now = Utc::now();
-        let (token, expires_in) =
-            tokens.issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::days(1), now).unwrap();
+        let (token, expires_in) = tokens
+            .issue(
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                now + chrono::Duration::days(1),
+                now,
+            )
+            .unwrap();
         assert_eq!(expires_in, 900);
         let claims = tokens.verify(&token).unwrap();
         assert_eq!(claims.iss, "authd");
@@ -208,8 +226,14 @@ mod tests {
     #[test]
     fn token_never_outlives_its_session() {
         let now = Utc::now();
-        let (_, expires_in) =
-            tokens().issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::seconds(60), now).unwrap();
+        let (_, expires_in) = tokens()
+            .issue(
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                now + chrono::Duration::seconds(60),
+                now,
+            )
+            .unwrap();
         assert_eq!(expires_in, 60);
     }
 

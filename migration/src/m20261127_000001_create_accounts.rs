@@ -47,7 +47,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        create_index(manager, "idx_sessions_user_id", Sessions::Table, Sessions::UserId).await?;
+        create_index(
+            manager,
+            "idx_sessions_user_id",
+            Sessions::Table,
+            Sessions::UserId,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -141,22 +147,46 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(WsTickets::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(SessionRevocations::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Otps::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(RefreshTokens::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Sessions::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(WsTickets::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(SessionRevocations::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Otps::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(RefreshTokens::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Sessions::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Users::Table).to_owned())
+            .await
     }
 }
 
-async fn create_index<T, C>(manager: &SchemaManager<'_>, name: &str, table: T, column: C) -> Result<(), DbErr>
+async fn create_index<T, C>(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    column: C,
+) -> Result<(), DbErr>
 where
     T: Iden + 'static,
     C: Iden + 'static,
 {
     manager
-        .create_index(Index::create().if_not_exists().name(name).table(table).col(column).to_owned())
+        .create_index(
+            Index::create()
+                .if_not_exists()
+                .name(name)
+                .table(table)
+                .col(column)
+                .to_owned(),
+        )
         .await
 }
 

@@ -40,7 +40,11 @@ impl EmailAddress {
 impl std::fmt::Debug for EmailAddress {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Addresses are personal data: logs see only the domain.
-        let domain = self.0.rsplit_once('@').map(|(_, domain)| domain).unwrap_or_default();
+        let domain = self
+            .0
+            .rsplit_once('@')
+            .map(|(_, domain)| domain)
+            .unwrap_or_default();
         write!(formatter, "EmailAddress(***@{domain})")
     }
 }
@@ -54,12 +58,22 @@ mod tests {
         let plain = EmailAddress::parse("alice@example.com").unwrap();
         assert_eq!(EmailAddress::parse("  Alice@EXAMPLE.com ").unwrap(), plain);
         // Fullwidth letters fold to ASCII under NFKC.
-        assert_eq!(EmailAddress::parse("ａｌｉｃｅ@example.com").unwrap(), plain);
+        assert_eq!(
+            EmailAddress::parse("ａｌｉｃｅ@example.com").unwrap(),
+            plain
+        );
     }
 
     #[test]
     fn malformed_and_oversized_addresses_are_refused() {
-        for raw in ["", "alice", "alice@", "@example.com", "alice@localhost", "a b@example.com"] {
+        for raw in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "alice@localhost",
+            "a b@example.com",
+        ] {
             assert!(EmailAddress::parse(raw).is_err(), "{raw:?} was accepted");
         }
         let long_local = format!("{}@example.com", "a".repeat(65));

@@ -28,13 +28,23 @@ enum Transport {
 
 impl Mailer {
     /// Starts the sender task. Without `smtp_url`, every mail becomes an `.eml` file in `mail_dir`.
-    pub fn start(smtp_url: Option<&Secret>, from: &str, mail_dir: PathBuf) -> Result<Self, MailerError> {
+    pub fn start(
+        smtp_url: Option<&Secret>,
+        from: &str,
+        mail_dir: PathBuf,
+    ) -> Result<Self, MailerError> {
         let from: Mailbox = from.parse().map_err(|_| MailerError::From)?;
         let transport = match smtp_url {
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                     // The URL may hold credentials: only the kind of error is shown.
-                    .map_err(|error| MailerError::Url(if error.is_client() { "malformed".to_owned() } else { "rejected".to_owned() }))?
+                    .map_err(|error| {
+                        MailerError::Url(if error.is_client() {
+                            "malformed".to_owned()
+                        } else {
+                            "rejected".to_owned()
+                        })
+                    })?
                     .timeout(Some(Duration::from_secs(10)))
                     .build(),
             ),
@@ -84,15 +94,23 @@ async fn deliver(transport: &Transport, from: &Mailbox, to: &str, mail: &Mail) {
             tracing::error!(kind = mail.kind(), "mail given up after 5 attempts");
         }
         Transport::Files(directory) => {
-            let path = directory.join(format!("{}-{}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S"), Uuid::now_v7()));
+            let path = directory.join(format!(
+                "{}-{}.eml",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+                Uuid::now_v7()
+            ));
             let written = async {
                 tokio::fs::create_dir_all(directory).await?;
                 tokio::fs::write(&path, message.formatted()).await
             }
             .await;
             match written {
-                Ok(()) => tracing::info!(kind = mail.kind(), path = %path.display(), "mail written"),
-                Err(error) => tracing::error!(kind = mail.kind(), %error, "cannot write a mail file"),
+                Ok(()) => {
+                    tracing::info!(kind = mail.kind(), path = %path.display(), "mail written")
+                }
+                Err(error) => {
+                    tracing::error!(kind = mail.kind(), %error, "cannot write a mail file")
+                }
             }
         }
     }

@@ -4,13 +4,28 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 /// Every mail authd sends. Codes appear only in the body, never in a subject or a log.
 #[derive(Clone)]
 pub enum Mail {
-    VerifyEmail { code: String, minutes: u64 },
+    VerifyEmail {
+        code: String,
+        minutes: u64,
+    },
     AlreadyRegistered,
-    LoginCode { code: String, minutes: u64 },
-    PasswordResetCode { code: String, minutes: u64 },
-    NewSignIn { device: String, ip: String, at: DateTime<Utc> },
+    LoginCode {
+        code: String,
+        minutes: u64,
+    },
+    PasswordResetCode {
+        code: String,
+        minutes: u64,
+    },
+    NewSignIn {
+        device: String,
+        ip: String,
+        at: DateTime<Utc>,
+    },
     PasswordChanged,
-    RefreshTokenReused { device: String },
+    RefreshTokenReused {
+        device: String,
+    },
 }
 
 impl std::fmt::Debug for Mail {
@@ -91,13 +106,21 @@ impl Mail {
         let text = format!("{}\n\n-- \nauthd\n", paragraphs.join("\n\n"));
         let html = format!(
             "<!doctype html><html><body style=\"font-family:sans-serif\">\n{}\n<p style=\"color:#666\">authd</p>\n</body></html>\n",
-            paragraphs.iter().map(|paragraph| format!("<p>{}</p>", escape_html(paragraph))).collect::<Vec<_>>().join("\n")
+            paragraphs
+                .iter()
+                .map(|paragraph| format!("<p>{}</p>", escape_html(paragraph)))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         lettre::Message::builder()
             .from(from.clone())
             .to(to)
             .subject(self.subject())
-            .multipart(MultiPart::alternative().singlepart(SinglePart::plain(text)).singlepart(SinglePart::html(html)))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(text))
+                    .singlepart(SinglePart::html(html)),
+            )
     }
 }
 
@@ -122,9 +145,14 @@ mod tests {
 
     #[test]
     fn user_text_is_escaped_in_html() {
-        let mail = Mail::NewSignIn { device: "<script>x</script>".to_owned(), ip: "127.0.0.1".to_owned(), at: Utc::now() };
+        let mail = Mail::NewSignIn {
+            device: "<script>x</script>".to_owned(),
+            ip: "127.0.0.1".to_owned(),
+            at: Utc::now(),
+        };
         let from: Mailbox = "authd <no-reply@localhost>".parse().unwrap();
-        let message = String::from_utf8(mail.build(&from, "a@example.com").unwrap().formatted()).unwrap();
+        let message =
+            String::from_utf8(mail.build(&from, "a@example.com").unwrap().formatted()).unwrap();
         assert!(message.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(!message.contains("<p>Device: <script>"));
     }

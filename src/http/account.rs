@@ -21,7 +21,9 @@ pub struct UpdateMeRequest {
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::deserialize(deserializer)?))
 }
 
@@ -45,12 +47,17 @@ pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> AppResult<HttpR
 
 #[utoipa::path(patch, path = "/api/users/me", tag = "user", request_body = UpdateMeRequest,
     responses((status = 200, body = UserView), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn update_me(state: web::Data<AppState>, caller: AuthUser, body: JsonBody<UpdateMeRequest>) -> AppResult<HttpResponse> {
+pub async fn update_me(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: JsonBody<UpdateMeRequest>,
+) -> AppResult<HttpResponse> {
     let Some(name) = body.0.name else {
         let user = users::current(&state, caller.user).await?;
         return Ok(HttpResponse::Ok().json(UserView::from(&user)));
     };
-    let name = users::parse_name(name.as_deref()).map_err(|message| AppError::validation("name", message))?;
+    let name = users::parse_name(name.as_deref())
+        .map_err(|message| AppError::validation("name", message))?;
     Ok(HttpResponse::Ok().json(users::update_name(&state, caller.user, name).await?))
 }
 
@@ -66,15 +73,27 @@ pub async fn change_password(
     let mut problems = Problems::default();
     let new_password = problems.check("new_password", Password::parse_new(&body.0.new_password));
     problems.finish()?;
-    let new_password = new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
-    account::change_password(&state, caller.user, caller.session, &body.0.current_password, &new_password).await?;
+    let new_password =
+        new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
+    account::change_password(
+        &state,
+        caller.user,
+        caller.session,
+        &body.0.current_password,
+        &new_password,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Delete the account and its data; every session ends (`revoked`).
 #[utoipa::path(delete, path = "/api/users/me", tag = "user", request_body = DeleteMeRequest,
     responses((status = 204), (status = 403, description = "invalid_password", body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn delete_me(state: web::Data<AppState>, caller: AuthUser, body: JsonBody<DeleteMeRequest>) -> AppResult<HttpResponse> {
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: JsonBody<DeleteMeRequest>,
+) -> AppResult<HttpResponse> {
     account::delete_account(&state, caller.user, &body.0.password).await?;
     Ok(HttpResponse::NoContent().finish())
 }

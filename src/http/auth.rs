@@ -55,22 +55,35 @@ pub struct Problems(Vec<FieldError>);
 
 impl Problems {
     pub fn check<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
-        result.map_err(|message| self.0.push(FieldError::new(field, message))).ok()
+        result
+            .map_err(|message| self.0.push(FieldError::new(field, message)))
+            .ok()
     }
 
     pub fn finish(self) -> AppResult<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(AppError::ValidationFailed(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::ValidationFailed(self.0))
+        }
     }
 }
 
 pub fn parse_code(code: &str) -> AppResult<&str> {
-    if is_code_shaped(code) { Ok(code) } else { Err(AppError::validation("code", "must be 6 digits")) }
+    if is_code_shaped(code) {
+        Ok(code)
+    } else {
+        Err(AppError::validation("code", "must be 6 digits"))
+    }
 }
 
 /// Register an account; a code to verify the address is mailed.
 #[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = RegisterRequest,
     responses((status = 202, body = StatusResponse), (status = 422, body = crate::error::Problem)))]
-pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest>) -> AppResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    body: JsonBody<RegisterRequest>,
+) -> AppResult<HttpResponse> {
     let body = body.0;
     let mut problems = Problems::default();
     let email = problems.check("email", EmailAddress::parse(&body.email));
@@ -81,7 +94,9 @@ pub async fn register(state: web::Data<AppState>, body: JsonBody<RegisterRequest
         return Err(AppError::Internal("validated fields missing".to_owned()));
     };
     registration::register(&state, &email, &password, name).await?;
-    Ok(HttpResponse::Accepted().json(StatusResponse { status: "verification_sent" }))
+    Ok(HttpResponse::Accepted().json(StatusResponse {
+        status: "verification_sent",
+    }))
 }
 
 /// Confirm the address with its code and sign this device in.
@@ -92,7 +107,8 @@ pub async fn verify_email(
     request: HttpRequest,
     body: JsonBody<VerifyEmailRequest>,
 ) -> AppResult<HttpResponse> {
-    let email = EmailAddress::parse(&body.0.email).map_err(|message| AppError::validation("email", message))?;
+    let email = EmailAddress::parse(&body.0.email)
+        .map_err(|message| AppError::validation("email", message))?;
     let code = parse_code(&body.0.code)?;
     let client = client_info(&request, &state.settings);
     let signed_in = registration::verify_email(&state, &email, code, &client).await?;
@@ -103,7 +119,11 @@ pub async fn verify_email(
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::error::Problem),
         (status = 403, description = "email_not_verified", body = crate::error::Problem)))]
-pub async fn login(state: web::Data<AppState>, request: HttpRequest, body: JsonBody<LoginRequest>) -> AppResult<HttpResponse> {
+pub async fn login(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: JsonBody<LoginRequest>,
+) -> AppResult<HttpResponse> {
     let client = client_info(&request, &state.settings);
     let signed_in = login::login(&state, &body.0.email, &body.0.password, &client).await?;
     Ok(token_response(signed_in, &state.settings))
@@ -117,7 +137,10 @@ pub async fn refresh(
     request: HttpRequest,
     body: OptionalJsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
-    let token = body.0.and_then(|body| body.refresh_token).or_else(|| refresh_cookie_value(&request));
+    let token = body
+        .0
+        .and_then(|body| body.refresh_token)
+        .or_else(|| refresh_cookie_value(&request));
     let token = token.ok_or(AppError::RefreshTokenInvalid)?;
     let signed_in = refresh::refresh(&state, &token).await?;
     Ok(token_response(signed_in, &state.settings))
@@ -135,7 +158,9 @@ pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> AppResu
     } else {
         return Err(AppError::Unauthorized);
     }
-    Ok(HttpResponse::NoContent().cookie(cleared_refresh_cookie(&state.settings)).finish())
+    Ok(HttpResponse::NoContent()
+        .cookie(cleared_refresh_cookie(&state.settings))
+        .finish())
 }
 
 /// End every session of the user, or all but the current one.

@@ -13,7 +13,12 @@ pub fn client_info(request: &HttpRequest, settings: &Settings) -> ClientInfo {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    ClientInfo { ip: client_ip(request, settings).map(|ip| ip.to_string()).unwrap_or_default(), user_agent }
+    ClientInfo {
+        ip: client_ip(request, settings)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+        user_agent,
+    }
 }
 
 /// The socket peer, unless it is a trusted proxy: then the right-most `X-Forwarded-For` address that is not

@@ -69,7 +69,8 @@ fn is_json_content_type(request: &HttpRequest) -> bool {
         .and_then(|value| value.split(';').next())
         .map(|essence| {
             let essence = essence.trim().to_ascii_lowercase();
-            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -85,7 +86,9 @@ fn payload_error(error: actix_web::Error) -> AppError {
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)?;
-    deserializer.end().map_err(|error| AppError::MalformedRequest(position(&error)))?;
+    deserializer
+        .end()
+        .map_err(|error| AppError::MalformedRequest(position(&error)))?;
     Ok(value)
 }
 
@@ -101,21 +104,36 @@ fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError
     match inner.classify() {
         Category::Data => {
             let message = inner.to_string();
-            if let Some(field) = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
-                let field = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
+            if let Some(field) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                let field = if path == "." {
+                    field.to_owned()
+                } else {
+                    format!("{path}.{field}")
+                };
                 return AppError::validation(&field, "is required");
             }
-            let expected = message
-                .split_once(", expected ")
-                .map(|(_, expected)| expected.split(" at line").next().unwrap_or(expected).to_owned());
+            let expected = message.split_once(", expected ").map(|(_, expected)| {
+                expected
+                    .split(" at line")
+                    .next()
+                    .unwrap_or(expected)
+                    .to_owned()
+            });
             let field = if path == "." { "body".to_owned() } else { path };
             let message = match expected {
-                Some(expected) if !expected.contains('"') => format!("has the wrong type: expected {expected}"),
+                Some(expected) if !expected.contains('"') => {
+                    format!("has the wrong type: expected {expected}")
+                }
                 _ => "has the wrong type or value".to_owned(),
             };
             AppError::ValidationFailed(vec![FieldError::new(&field, message)])
         }
-        Category::Syntax | Category::Eof | Category::Io => AppError::MalformedRequest(position(&inner)),
+        Category::Syntax | Category::Eof | Category::Io => {
+            AppError::MalformedRequest(position(&inner))
+        }
     }
 }
 
@@ -129,22 +147,35 @@ pub struct AuthUser {
 
 impl AuthUser {
     pub fn from_token(state: &AppState, token: &str) -> Result<Self, AppError> {
-        let claims = state.access_tokens.verify(token).map_err(|error| match error {
-            AccessTokenError::Expired => AppError::TokenExpired,
-            AccessTokenError::Invalid => AppError::Unauthorized,
-        })?;
+        let claims = state
+            .access_tokens
+            .verify(token)
+            .map_err(|error| match error {
+                AccessTokenError::Expired => AppError::TokenExpired,
+                AccessTokenError::Invalid => AppError::Unauthorized,
+            })?;
         if state.views.revoked.contains(&claims.sid) {
             return Err(AppError::SessionRevoked);
         }
-        Ok(Self { user: claims.sub, session: claims.sid })
+        Ok(Self {
+            user: claims.sub,
+            session: claims.sid,
+        })
     }
 }
 
 /// The token of an `Authorization: Bearer` header, if there is one.
 pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 impl FromRequest for AuthUser {

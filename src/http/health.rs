@@ -23,6 +23,10 @@ pub async fn live() -> HttpResponse {
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, body = HealthStatus), (status = 503, body = crate::error::Problem)))]
 pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    state.database.ping().await.map_err(|_| AppError::ServiceUnavailable("database".to_owned()))?;
+    state
+        .database
+        .ping()
+        .await
+        .map_err(|_| AppError::ServiceUnavailable("database".to_owned()))?;
     Ok(HttpResponse::Ok().json(HealthStatus { status: "ok" }))
 }

@@ -1,32 +1,35 @@
 //! Every URL on one screen.
 
-use actix_web::web;
+use actix_web::{Resource, web};
 
 use super::{account, auth, docs, health, openapi, problems, sessions};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/health/live", web::get().to(health::live))
-        .route("/health/ready", web::get().to(health::ready))
-        .route("/api/openapi.json", web::get().to(openapi::document))
-        .route("/docs", web::get().to(docs::page))
+        .service(resource("/health/live").route(web::get().to(health::live)))
+        .service(resource("/health/ready").route(web::get().to(health::ready)))
+        .service(resource("/api/openapi.json").route(web::get().to(openapi::document)))
+        .service(resource("/docs").route(web::get().to(docs::page)))
+        .service(resource("/api/auth/register").route(web::post().to(auth::register)))
+        .service(resource("/api/auth/verify-email").route(web::post().to(auth::verify_email)))
+        .service(resource("/api/auth/login").route(web::post().to(auth::login)))
+        .service(resource("/api/auth/refresh").route(web::post().to(auth::refresh)))
+        .service(resource("/api/auth/logout").route(web::post().to(auth::logout)))
+        .service(resource("/api/auth/logout-all").route(web::post().to(auth::logout_all)))
+        .service(resource("/api/auth/sessions").route(web::get().to(sessions::list)))
+        .service(resource("/api/auth/sessions/{id}").route(web::delete().to(sessions::revoke)))
         .service(
-            web::scope("/api/auth")
-                .route("/register", web::post().to(auth::register))
-                .route("/verify-email", web::post().to(auth::verify_email))
-                .route("/login", web::post().to(auth::login))
-                .route("/refresh", web::post().to(auth::refresh))
-                .route("/logout", web::post().to(auth::logout))
-                .route("/logout-all", web::post().to(auth::logout_all))
-                .route("/sessions", web::get().to(sessions::list))
-                .route("/sessions/{id}", web::delete().to(sessions::revoke))
-                .default_service(web::to(problems::not_found)),
-        )
-        .service(
-            web::resource("/api/users/me")
+            resource("/api/users/me")
                 .route(web::get().to(account::me))
                 .route(web::patch().to(account::update_me))
                 .route(web::delete().to(account::delete_me)),
         )
-        .route("/api/users/me/password", web::post().to(account::change_password));
+        .service(
+            resource("/api/users/me/password").route(web::post().to(account::change_password)),
+        );
+}
+
+/// A path whose other methods answer 405 rather than falling through to the 404 of unknown paths.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(problems::method_not_allowed))
 }

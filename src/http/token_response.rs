@@ -31,16 +31,23 @@ pub struct TokenResponse {
 }
 
 pub fn token_response(signed_in: SignedIn, settings: &Settings) -> HttpResponse {
-    let cookie = refresh_cookie(&signed_in.refresh_token, signed_in.refresh_expires_in, settings);
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).cookie(cookie).json(TokenResponse {
-        access_token: signed_in.access_token,
-        token_type: "Bearer",
-        expires_in: signed_in.expires_in,
-        refresh_token: signed_in.refresh_token,
-        refresh_expires_in: signed_in.refresh_expires_in,
-        session_id: signed_in.session_id,
-        user: signed_in.user,
-    })
+    let cookie = refresh_cookie(
+        &signed_in.refresh_token,
+        signed_in.refresh_expires_in,
+        settings,
+    );
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(cookie)
+        .json(TokenResponse {
+            access_token: signed_in.access_token,
+            token_type: "Bearer",
+            expires_in: signed_in.expires_in,
+            refresh_token: signed_in.refresh_token,
+            refresh_expires_in: signed_in.refresh_expires_in,
+            session_id: signed_in.session_id,
+            user: signed_in.user,
+        })
 }
 
 fn refresh_cookie(token: &str, max_age_seconds: i64, settings: &Settings) -> Cookie<'static> {
@@ -61,5 +68,8 @@ pub fn cleared_refresh_cookie(settings: &Settings) -> Cookie<'static> {
 }
 
 pub fn refresh_cookie_value(request: &HttpRequest) -> Option<String> {
-    request.cookie(REFRESH_COOKIE).map(|cookie| cookie.value().to_owned()).filter(|value| !value.is_empty())
+    request
+        .cookie(REFRESH_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|value| !value.is_empty())
 }

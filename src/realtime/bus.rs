@@ -55,7 +55,10 @@ impl EventBus {
 
 /// Queues the message for the other nodes inside the transaction that records the change: PostgreSQL
 /// delivers it on commit and never for a rolled-back change. A no-op on SQLite (one node).
-pub async fn notify_in_transaction(transaction: &DatabaseTransaction, message: &BusMessage) -> Result<(), DbErr> {
+pub async fn notify_in_transaction(
+    transaction: &DatabaseTransaction,
+    message: &BusMessage,
+) -> Result<(), DbErr> {
     if transaction.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
@@ -63,12 +66,18 @@ pub async fn notify_in_transaction(transaction: &DatabaseTransaction, message: &
         BusMessage::Revoked(event) if event.sessions.len() > SESSIONS_PER_NOTIFICATION => event
             .sessions
             .chunks(SESSIONS_PER_NOTIFICATION)
-            .map(|sessions| BusMessage::Revoked(SessionsRevoked { sessions: sessions.to_vec(), ..event.clone() }))
+            .map(|sessions| {
+                BusMessage::Revoked(SessionsRevoked {
+                    sessions: sessions.to_vec(),
+                    ..event.clone()
+                })
+            })
             .collect(),
         other => vec![other.clone()],
     };
     for message in messages {
-        let payload = serde_json::to_string(&message).map_err(|error| DbErr::Custom(error.to_string()))?;
+        let payload =
+            serde_json::to_string(&message).map_err(|error| DbErr::Custom(error.to_string()))?;
         transaction
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

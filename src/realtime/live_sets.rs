@@ -23,27 +23,44 @@ pub struct RevokedSessionsView {
 impl RevokedSessions {
     pub fn new() -> (Self, RevokedSessionsView) {
         let entries = Arc::new(RwLock::new(HashMap::new()));
-        (Self { entries: entries.clone() }, RevokedSessionsView { entries })
+        (
+            Self {
+                entries: entries.clone(),
+            },
+            RevokedSessionsView { entries },
+        )
     }
 
     /// Marks a session ended until `forget_at`; true when it was not marked before.
     pub fn insert(&self, session: Uuid, forget_at: DateTime<Utc>) -> bool {
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         entries.insert(session, forget_at).is_none()
     }
 
     pub fn contains(&self, session: &Uuid) -> bool {
-        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(session)
+        self.entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains_key(session)
     }
 
     /// Drops entries whose tokens have all expired.
     pub fn prune(&self, now: DateTime<Utc>) {
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         entries.retain(|_, forget_at| *forget_at > now);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+        self.entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -53,7 +70,10 @@ impl RevokedSessions {
 
 impl RevokedSessionsView {
     pub fn contains(&self, session: &Uuid) -> bool {
-        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(session)
+        self.entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains_key(session)
     }
 }
 
@@ -70,12 +90,20 @@ pub struct LocalPresenceView {
 impl LocalPresence {
     pub fn new() -> (Self, LocalPresenceView) {
         let counts = Arc::new(RwLock::new(HashMap::new()));
-        (Self { counts: counts.clone() }, LocalPresenceView { counts })
+        (
+            Self {
+                counts: counts.clone(),
+            },
+            LocalPresenceView { counts },
+        )
     }
 
     /// Counts one more socket; true when the session just came online here.
     pub fn add(&self, session: Uuid) -> bool {
-        let mut counts = self.counts.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts = self
+            .counts
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = counts.entry(session).or_insert(0);
         *count += 1;
         *count == 1
@@ -83,7 +111,10 @@ impl LocalPresence {
 
     /// Counts one socket fewer; true when the session just went offline here.
     pub fn remove(&self, session: Uuid) -> bool {
-        let mut counts = self.counts.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts = self
+            .counts
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match counts.get_mut(&session) {
             Some(count) if *count > 1 => {
                 *count -= 1;
@@ -98,16 +129,28 @@ impl LocalPresence {
     }
 
     pub fn sessions(&self) -> Vec<Uuid> {
-        self.counts.read().unwrap_or_else(|poisoned| poisoned.into_inner()).keys().copied().collect()
+        self.counts
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 }
 
 impl LocalPresenceView {
     pub fn is_online(&self, session: &Uuid) -> bool {
-        self.counts.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(session)
+        self.counts
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains_key(session)
     }
 
     pub fn socket_count(&self) -> usize {
-        self.counts.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().sum()
+        self.counts
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .sum()
     }
 }

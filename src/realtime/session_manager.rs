@@ -66,10 +66,23 @@ impl SessionManager {
     pub fn new(access_token_life: Duration) -> (Self, ManagerViews) {
         let (revoked, revoked_view) = RevokedSessions::new();
         let (presence, presence_view) = LocalPresence::new();
-        let remember_for = chrono::Duration::from_std(access_token_life + Duration::from_secs(crate::tokens::LEEWAY_SECONDS))
-            .unwrap_or(chrono::Duration::days(1));
-        let manager = Self { revoked, presence, remember_for, sockets: HashMap::new() };
-        (manager, ManagerViews { revoked: revoked_view, presence: presence_view })
+        let remember_for = chrono::Duration::from_std(
+            access_token_life + Duration::from_secs(crate::tokens::LEEWAY_SECONDS),
+        )
+        .unwrap_or(chrono::Duration::days(1));
+        let manager = Self {
+            revoked,
+            presence,
+            remember_for,
+            sockets: HashMap::new(),
+        };
+        (
+            manager,
+            ManagerViews {
+                revoked: revoked_view,
+                presence: presence_view,
+            },
+        )
     }
 
     fn send_to_user(&self, user: &Uuid, skip: &HashSet<Uuid>, text: &str) {
@@ -91,7 +104,9 @@ impl Actor for SessionManager {
 
     fn started(&mut self, context: &mut Self::Context) {
         context.set_mailbox_capacity(100_000);
-        context.run_interval(Duration::from_secs(60), |manager, _| manager.revoked.prune(chrono::Utc::now()));
+        context.run_interval(Duration::from_secs(60), |manager, _| {
+            manager.revoked.prune(chrono::Utc::now())
+        });
     }
 }
 
@@ -102,22 +117,36 @@ impl Handler<SessionsRevoked> for SessionManager {
     /// and again from a catch-up tells each device once.
     fn handle(&mut self, event: SessionsRevoked, _: &mut Self::Context) {
         let forget_at = event.revoked_at + self.remember_for;
-        let ended: HashSet<Uuid> =
-            event.sessions.iter().copied().filter(|session| self.revoked.insert(*session, forget_at)).collect();
+        let ended: HashSet<Uuid> = event
+            .sessions
+            .iter()
+            .copied()
+            .filter(|session| self.revoked.insert(*session, forget_at))
+            .collect();
         if ended.is_empty() {
             return;
         }
-        let Some(sessions) = self.sockets.get(&event.user) else { return };
+        let Some(sessions) = self.sockets.get(&event.user) else {
+            return;
+        };
         for session in &ended {
             if let Some(sockets) = sessions.get(session) {
-                let text = ServerMessage::SessionRevoked { session_id: *session, reason: event.reason }.to_json();
+                let text = ServerMessage::SessionRevoked {
+                    session_id: *session,
+                    reason: event.reason,
+                }
+                .to_json();
                 for recipient in sockets.values() {
                     recipient.do_send(Push::Revoked(text.clone()));
                 }
             }
         }
         for session in &ended {
-            let text = ServerMessage::SessionEnded { session_id: *session, reason: event.reason }.to_json();
+            let text = ServerMessage::SessionEnded {
+                session_id: *session,
+                reason: event.reason,
+            }
+            .to_json();
             self.send_to_user(&event.user, &ended, &text);
         }
     }
@@ -157,8 +186,12 @@ impl Handler<Disconnect> for SessionManager {
     type Result = ();
 
     fn handle(&mut self, disconnect: Disconnect, _: &mut Self::Context) {
-        let Some(sessions) = self.sockets.get_mut(&disconnect.user) else { return };
-        let Some(sockets) = sessions.get_mut(&disconnect.session) else { return };
+        let Some(sessions) = self.sockets.get_mut(&disconnect.user) else {
+            return;
+        };
+        let Some(sockets) = sessions.get_mut(&disconnect.session) else {
+            return;
+        };
         if sockets.remove(&disconnect.socket).is_none() {
             return;
         }

@@ -15,8 +15,13 @@ use crate::{
 
 /// Checks the password of the account behind `email`. Every path that fails spends one argon2
 /// verification, so an unknown email and a wrong password take the same time.
-pub async fn check_password(state: &AppState, email: &str, password: &str) -> AppResult<user::Model> {
-    let (Ok(email), Some(password)) = (EmailAddress::parse(email), Password::for_login(password)) else {
+pub async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> AppResult<user::Model> {
+    let (Ok(email), Some(password)) = (EmailAddress::parse(email), Password::for_login(password))
+    else {
         state.passwords.verify_dummy().await?;
         return Err(AppError::InvalidCredentials);
     };
@@ -24,7 +29,10 @@ pub async fn check_password(state: &AppState, email: &str, password: &str) -> Ap
         state.passwords.verify_dummy().await?;
         return Err(AppError::InvalidCredentials);
     };
-    let verification = state.passwords.verify(&user.password_hash, &password).await?;
+    let verification = state
+        .passwords
+        .verify(&user.password_hash, &password)
+        .await?;
     if !verification.matches {
         return Err(AppError::InvalidCredentials);
     }
@@ -34,7 +42,12 @@ pub async fn check_password(state: &AppState, email: &str, password: &str) -> Ap
     Ok(user)
 }
 
-pub async fn login(state: &AppState, email: &str, password: &str, client: &ClientInfo) -> AppResult<SignedIn> {
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: &ClientInfo,
+) -> AppResult<SignedIn> {
     let user = check_password(state, email, password).await?;
     if user.email_verified_at.is_none() {
         return Err(AppError::EmailNotVerified);
@@ -43,7 +56,11 @@ pub async fn login(state: &AppState, email: &str, password: &str, client: &Clien
 }
 
 /// Replaces a hash made with older parameters, now that the password is known to be right.
-async fn rehash(state: &AppState, user: user::Model, password: &Password) -> AppResult<user::Model> {
+async fn rehash(
+    state: &AppState,
+    user: user::Model,
+    password: &Password,
+) -> AppResult<user::Model> {
     let password_hash = state.passwords.hash(password).await?;
     let mut active = user.into_active_model();
     active.password_hash = Set(password_hash);

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use entity::otp;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, sea_query::{Expr, ExprTrait},
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -35,9 +37,22 @@ pub fn generate_code() -> String {
     }
 }
 
-fn code_hash(state: &AppState, user: Uuid, purpose: OtpPurpose, challenge: Option<Uuid>, code: &str) -> String {
-    let challenge = challenge.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
-    hex(&state.otp_keys.mac(&[user.as_bytes(), purpose.as_str().as_bytes(), &challenge, code.as_bytes()]))
+fn code_hash(
+    state: &AppState,
+    user: Uuid,
+    purpose: OtpPurpose,
+    challenge: Option<Uuid>,
+    code: &str,
+) -> String {
+    let challenge = challenge
+        .map(|id| id.as_bytes().to_vec())
+        .unwrap_or_default();
+    hex(&state.otp_keys.mac(&[
+        user.as_bytes(),
+        purpose.as_str().as_bytes(),
+        &challenge,
+        code.as_bytes(),
+    ]))
 }
 
 /// Makes a new code for `user` and `purpose`, replacing any older one of that purpose; answers the code,
@@ -93,14 +108,21 @@ pub async fn consume(
     if let Some(challenge) = challenge {
         query = query.filter(otp::Column::ChallengeId.eq(challenge));
     }
-    let Some(stored) = query.order_by_desc(otp::Column::CreatedAt).one(&state.database).await? else {
+    let Some(stored) = query
+        .order_by_desc(otp::Column::CreatedAt)
+        .one(&state.database)
+        .await?
+    else {
         return Err(AppError::OtpInvalid);
     };
     check_usable(state, &stored, at)?;
 
     let maximum = i32::try_from(state.settings.otp_max_attempts).unwrap_or(i32::MAX);
     let reserved = otp::Entity::update_many()
-        .col_expr(otp::Column::Attempts, Expr::col(otp::Column::Attempts).add(1))
+        .col_expr(
+            otp::Column::Attempts,
+            Expr::col(otp::Column::Attempts).add(1),
+        )
         .filter(otp::Column::Id.eq(stored.id))
         .filter(otp::Column::ConsumedAt.is_null())
         .filter(otp::Column::Attempts.lt(maximum))
@@ -108,7 +130,10 @@ pub async fn consume(
         .await?;
     if reserved.rows_affected == 0 {
         // Another request used the last try or the code itself in the meantime.
-        let current = otp::Entity::find_by_id(stored.id).one(&state.database).await?.ok_or(AppError::OtpInvalid)?;
+        let current = otp::Entity::find_by_id(stored.id)
+            .one(&state.database)
+            .await?
+            .ok_or(AppError::OtpInvalid)?;
         check_usable(state, &current, at)?;
         return Err(AppError::OtpInvalid);
     }
@@ -143,7 +168,12 @@ fn check_usable(state: &AppState, stored: &otp::Model, at: DateTime<Utc>) -> App
 }
 
 pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]
@@ -153,7 +183,11 @@ mod tests {
     #[test]
     fn codes_are_six_digits_and_vary() {
         let codes: std::collections::HashSet<String> = (0..200).map(|_| generate_code()).collect();
-        assert!(codes.iter().all(|code| code.len() == 6 && code.bytes().all(|byte| byte.is_ascii_digit())));
+        assert!(
+            codes
+                .iter()
+                .all(|code| code.len() == 6 && code.bytes().all(|byte| byte.is_ascii_digit()))
+        );
         assert!(codes.len() > 190, "codes repeat far too often");
     }
 }

@@ -18,7 +18,10 @@ use crate::{
 };
 
 /// The live session a refresh token belongs to, or why there is none.
-pub async fn session_of(state: &AppState, token: &str) -> AppResult<(refresh_token::Model, session::Model)> {
+pub async fn session_of(
+    state: &AppState,
+    token: &str,
+) -> AppResult<(refresh_token::Model, session::Model)> {
     if !is_well_formed(token) {
         return Err(AppError::RefreshTokenInvalid);
     }
@@ -39,10 +42,19 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let (stored, owner) = session_of(state, token).await?;
     let at = now();
     if sessions::is_expired(state, &owner, at) {
-        revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Expired).await?;
+        revocation::end_sessions(
+            state,
+            owner.user_id,
+            Scope::One(owner.id),
+            RevocationReason::Expired,
+        )
+        .await?;
         return Err(AppError::SessionExpired);
     }
-    let user = user::Entity::find_by_id(owner.user_id).one(&state.database).await?.ok_or(AppError::RefreshTokenInvalid)?;
+    let user = user::Entity::find_by_id(owner.user_id)
+        .one(&state.database)
+        .await?
+        .ok_or(AppError::RefreshTokenInvalid)?;
     let successor = state.refresh_keys.refresh_successor(token);
 
     let rotated_at = match stored.rotated_at {
@@ -63,7 +75,10 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
                     .exec(&transaction)
                     .await?;
                 transaction.commit().await?;
-                let owner = session::Model { last_used_at: at, ..owner };
+                let owner = session::Model {
+                    last_used_at: at,
+                    ..owner
+                };
                 return sessions::token_pair(state, &user, &owner, successor, at);
             }
             transaction.rollback().await?;
@@ -79,9 +94,20 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
     if at - rotated_at <= seconds(state.settings.refresh_grace) {
         return sessions::token_pair(state, &user, &owner, successor, at);
     }
-    let ended = revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::RefreshTokenReused).await?;
+    let ended = revocation::end_sessions(
+        state,
+        owner.user_id,
+        Scope::One(owner.id),
+        RevocationReason::RefreshTokenReused,
+    )
+    .await?;
     if !ended.is_empty() {
-        state.mailer.send(&user.email, Mail::RefreshTokenReused { device: owner.device.clone() });
+        state.mailer.send(
+            &user.email,
+            Mail::RefreshTokenReused {
+                device: owner.device.clone(),
+            },
+        );
     }
     Err(AppError::RefreshTokenReused)
 }

@@ -30,7 +30,12 @@ pub enum Scope {
 }
 
 /// Ends the live sessions of `user` in `scope`; answers the ids that were live and are now ended.
-pub async fn end_sessions(state: &AppState, user: Uuid, scope: Scope, reason: RevocationReason) -> AppResult<Vec<Uuid>> {
+pub async fn end_sessions(
+    state: &AppState,
+    user: Uuid,
+    scope: Scope,
+    reason: RevocationReason,
+) -> AppResult<Vec<Uuid>> {
     let transaction = state.database.begin().await?;
     let event = record(&transaction, user, scope, reason, now()).await?;
     transaction.commit().await?;
@@ -58,17 +63,29 @@ pub async fn record(
         Scope::All => update,
         Scope::AllExcept(keep) => update.filter(session::Column::Id.ne(keep)),
     };
-    let sessions: Vec<Uuid> = update.exec_with_returning(transaction).await?.into_iter().map(|model| model.id).collect();
-    let event = SessionsRevoked { user, sessions, reason, revoked_at: at };
+    let sessions: Vec<Uuid> = update
+        .exec_with_returning(transaction)
+        .await?
+        .into_iter()
+        .map(|model| model.id)
+        .collect();
+    let event = SessionsRevoked {
+        user,
+        sessions,
+        reason,
+        revoked_at: at,
+    };
     if event.sessions.is_empty() {
         return Ok(event);
     }
-    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| session_revocation::ActiveModel {
-        id: NotSet,
-        session_id: Set(*session),
-        user_id: Set(user),
-        reason: Set(reason.as_str().to_owned()),
-        revoked_at: Set(at),
+    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| {
+        session_revocation::ActiveModel {
+            id: NotSet,
+            session_id: Set(*session),
+            user_id: Set(user),
+            reason: Set(reason.as_str().to_owned()),
+            revoked_at: Set(at),
+        }
     }))
     .exec(transaction)
     .await?;

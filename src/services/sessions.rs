@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -63,7 +64,11 @@ pub fn is_expired(state: &AppState, model: &session::Model, at: DateTime<Utc>) -
 }
 
 /// Starts a session for a verified user on the calling device and answers its first token pair.
-pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
+pub async fn sign_in(
+    state: &AppState,
+    user: &user::Model,
+    client: &ClientInfo,
+) -> AppResult<SignedIn> {
     let created_at = now();
     let device = device_label(&client.user_agent);
     let known_devices = session::Entity::find()
@@ -71,7 +76,10 @@ pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) 
         .filter(session::Column::Device.eq(device.clone()))
         .count(&state.database)
         .await?;
-    let any_sessions = session::Entity::find().filter(session::Column::UserId.eq(user.id)).count(&state.database).await?;
+    let any_sessions = session::Entity::find()
+        .filter(session::Column::UserId.eq(user.id))
+        .count(&state.database)
+        .await?;
     let model = session::Model {
         id: Uuid::now_v7(),
         user_id: user.id,
@@ -106,10 +114,17 @@ pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) 
     if any_sessions > 0 && known_devices == 0 {
         state.mailer.send(
             &user.email,
-            Mail::NewSignIn { device: model.device.clone(), ip: model.ip.clone(), at: created_at },
+            Mail::NewSignIn {
+                device: model.device.clone(),
+                ip: model.ip.clone(),
+                at: created_at,
+            },
         );
     }
-    state.bus.session_created(SessionCreated { user: user.id, session: SessionSummary::new(&model, false, false) });
+    state.bus.session_created(SessionCreated {
+        user: user.id,
+        session: SessionSummary::new(&model, false, false),
+    });
     token_pair(state, user, &model, refresh_token, created_at)
 }
 
@@ -139,7 +154,10 @@ pub fn token_pair(
     refresh_token: String,
     at: DateTime<Utc>,
 ) -> AppResult<SignedIn> {
-    let (access_token, expires_in) = state.access_tokens.issue(user.id, model.id, model.expires_at, at)?;
+    let (access_token, expires_in) =
+        state
+            .access_tokens
+            .issue(user.id, model.id, model.expires_at, at)?;
     Ok(SignedIn {
         user: UserView::from(user),
         session_id: model.id,
@@ -162,7 +180,13 @@ pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<
     Ok(models
         .iter()
         .filter(|model| !is_expired(state, model, at))
-        .map(|model| SessionSummary::new(model, model.id == current, state.views.presence.is_online(&model.id)))
+        .map(|model| {
+            SessionSummary::new(
+                model,
+                model.id == current,
+                state.views.presence.is_online(&model.id),
+            )
+        })
         .collect())
 }
 
@@ -172,7 +196,11 @@ pub fn device_label(user_agent: &str) -> String {
     if let Some(parsed) = woothee::parser::Parser::new().parse(user_agent)
         && parsed.name != UNKNOWN
     {
-        return if parsed.os != UNKNOWN { format!("{} on {}", parsed.name, parsed.os) } else { parsed.name.to_owned() };
+        return if parsed.os != UNKNOWN {
+            format!("{} on {}", parsed.name, parsed.os)
+        } else {
+            parsed.name.to_owned()
+        };
     }
     let product: String = user_agent
         .split(|character: char| character == '/' || character.is_whitespace())
@@ -182,7 +210,11 @@ pub fn device_label(user_agent: &str) -> String {
         .filter(|character| !character.is_control())
         .take(40)
         .collect();
-    if product.is_empty() { "Unknown device".to_owned() } else { product }
+    if product.is_empty() {
+        "Unknown device".to_owned()
+    } else {
+        product
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,10 @@ impl From<&user::Model> for UserView {
             email: model.email.clone(),
             name: model.name.clone(),
             email_verified: model.email_verified_at.is_some(),
-            mfa: MfaView { email_otp: model.mfa_email_otp, totp: false },
+            mfa: MfaView {
+                email_otp: model.mfa_email_otp,
+                totp: false,
+            },
             created_at: model.created_at,
         }
     }
@@ -41,7 +44,10 @@ impl From<&user::Model> for UserView {
 
 /// The user behind a valid access token. A deleted account reads as an ended session.
 pub async fn current(state: &AppState, user: Uuid) -> AppResult<user::Model> {
-    user::Entity::find_by_id(user).one(&state.database).await?.ok_or(AppError::SessionRevoked)
+    user::Entity::find_by_id(user)
+        .one(&state.database)
+        .await?
+        .ok_or(AppError::SessionRevoked)
 }
 
 /// A display name: trimmed, at most 100 characters, no control characters; empty means none.
@@ -60,7 +66,11 @@ pub fn parse_name(raw: Option<&str>) -> Result<Option<String>, &'static str> {
     Ok(Some(name.to_owned()))
 }
 
-pub async fn update_name(state: &AppState, user: Uuid, name: Option<String>) -> AppResult<UserView> {
+pub async fn update_name(
+    state: &AppState,
+    user: Uuid,
+    name: Option<String>,
+) -> AppResult<UserView> {
     let model = current(state, user).await?;
     let mut active = model.into_active_model();
     active.name = Set(name);

@@ -1,1 +1,16 @@
+//! Integration tests: the real server on port 0, a fresh database (SQLite, or PostgreSQL when
+//! `TEST_POSTGRES_URL` is set), a real HTTP client and a real SMTP listener.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod helpers;
+
+mod bad_input;
+mod configuration;
+mod login;
+mod operations;
+mod otp;
+mod refresh;
+mod registration;
+mod sessions;
+mod tokens;
+mod users;

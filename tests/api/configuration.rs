@@ -1,0 +1,90 @@
+use std::process::Command;
+
+use authd::config::Settings;
+
+const WEAK: &str = "short-secret-value";
+
+fn authd(variables: &[(&str, &str)]) -> std::process::Output {
+    let folder = std::env::temp_dir()
+        .join("authd-tests")
+        .join(uuid::Uuid::now_v7().to_string());
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
+    command
+        .env_clear()
+        .current_dir(&folder)
+        .env("DATA_DIR", folder.join("data"))
+        .env("PORT", "0");
+    for (name, value) in variables {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn production_refuses_a_weak_secret_and_names_it_without_its_value() {
+    let output = authd(&[
+        ("APP_ENV", "production"),
+        ("JWT_ACCESS_SECRET", WEAK),
+        (
+            "OTP_SECRET",
+            "an-otp-secret-that-is-long-enough-for-production",
+        ),
+        ("SMTP_URL", "smtp://127.0.0.1:1"),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_ACCESS_SECRET"), "{stderr}");
+    assert!(!stderr.contains(WEAK), "the secret was printed: {stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(WEAK));
+    assert!(
+        !stderr.contains("OTP_SECRET"),
+        "a good secret was reported: {stderr}"
+    );
+}
+
+#[test]
+fn production_names_every_missing_setting() {
+    let output = authd(&[("APP_ENV", "production")]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in ["JWT_ACCESS_SECRET", "OTP_SECRET", "SMTP_URL"] {
+        assert!(stderr.contains(name), "{name} not named: {stderr}");
+    }
+}
+
+#[test]
+fn development_secrets_are_generated_once_and_reused() {
+    let folder = std::env::temp_dir()
+        .join("authd-tests")
+        .join(uuid::Uuid::now_v7().to_string());
+    let data_dir = folder.display().to_string();
+    let lookup = |name: &str| (name == "DATA_DIR").then(|| data_dir.clone());
+    let first = Settings::from_lookup(lookup).unwrap();
+    let second = Settings::from_lookup(lookup).unwrap();
+    assert!(first.jwt_access_secret.expose().len() >= 32);
+    assert_eq!(first.jwt_access_secret, second.jwt_access_secret);
+    assert_eq!(first.otp_secret, second.otp_secret);
+    assert_ne!(first.jwt_access_secret, first.otp_secret);
+    assert!(
+        !format!("{first:?}").contains(first.jwt_access_secret.expose()),
+        "Debug shows a secret"
+    );
+}
+
+#[test]
+fn malformed_numbers_are_named() {
+    let error = Settings::from_lookup(|name| match name {
+        "ACCESS_TOKEN_TTL" => Some("fifteen".to_owned()),
+        "DATA_DIR" => Some(
+            std::env::temp_dir()
+                .join("authd-tests")
+                .join("numbers")
+                .display()
+                .to_string(),
+        ),
+        _ => None,
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("ACCESS_TOKEN_TTL"));
+}

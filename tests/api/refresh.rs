@@ -1,0 +1,209 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    app::{PASSWORD, Tokens, assert_problem},
+    spawn_app, spawn_app_with,
+};
+
+#[actix_web::test]
+async fn refresh_rotates_and_a_reuse_after_the_grace_window_revokes_the_session() {
+    let app = spawn_app_with(&[("REFRESH_GRACE", "1")]).await;
+    let (email, first) = app.user_with_session().await;
+
+    let response = app.refresh(&first.refresh).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let second = Tokens::from_body(response.json().await.unwrap());
+    assert_ne!(second.refresh, first.refresh);
+    assert_ne!(second.access, first.access);
+    assert_eq!(second.session, first.session);
+    assert_eq!(second.body["user"]["email"], email.as_str());
+
+    let third = Tokens::from_body(app.refresh(&second.refresh).await.json().await.unwrap());
+    assert_eq!(
+        app.get_authed("/api/users/me", &third.access)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // The first token was rotated out long ago: showing it now means it was copied.
+    assert_problem(
+        app.refresh(&first.refresh).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    assert_problem(
+        app.get_authed("/api/users/me", &third.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&third.refresh).await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+    let sessions = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let other = Tokens::from_body(sessions.json().await.unwrap());
+    let listed: Value = app
+        .get_authed("/api/auth/sessions", &other.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|session| session["id"] != first.session.as_str())
+    );
+    app.mail
+        .wait_for_subject(&email, "A session of yours was ended for your safety")
+        .await;
+}
+
+#[actix_web::test]
+async fn an_ended_token_inside_the_grace_window_answers_the_same_successor() {
+    let app = spawn_app().await;
+    let (_, first) = app.user_with_session().await;
+    let once: Value = app.refresh(&first.refresh).await.json().await.unwrap();
+    let again: Value = app.refresh(&first.refresh).await.json().await.unwrap();
+    assert_eq!(once["refresh_token"], again["refresh_token"]);
+    assert_eq!(once["session_id"], again["session_id"]);
+}
+
+#[actix_web::test]
+async fn twenty_concurrent_refreshes_with_one_token_all_answer_the_same_successor() {
+    let app = spawn_app_with(&[("REFRESH_GRACE", "1")]).await;
+    let (_, first) = app.user_with_session().await;
+    let attempts = (0..20).map(|_| app.refresh(&first.refresh));
+    let responses = futures_util::future::join_all(attempts).await;
+    let mut successors = std::collections::HashSet::new();
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        successors.insert(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        successors.len(),
+        1,
+        "racing refreshes answered different successors"
+    );
+    let successor = successors.into_iter().next().unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let next = app.refresh(&successor).await;
+    assert_eq!(
+        next.status(),
+        StatusCode::OK,
+        "the successor keeps working after the window"
+    );
+    let next = Tokens::from_body(next.json().await.unwrap());
+    assert_eq!(
+        app.get_authed("/api/users/me", &next.access).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn the_refresh_cookie_works_without_a_body_or_with_an_empty_object() {
+    let app = spawn_app().await;
+    let email = crate::helpers::app::unique_email();
+    app.signed_up_user(&email).await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = browser
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let session = login.json::<Value>().await.unwrap()["session_id"].clone();
+
+    let bare = browser
+        .post(app.url("/api/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::OK);
+    assert_eq!(bare.json::<Value>().await.unwrap()["session_id"], session);
+    let empty_object = browser
+        .post(app.url("/api/auth/refresh"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty_object.status(), StatusCode::OK);
+
+    let logout = browser
+        .post(app.url("/api/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let after = app
+        .client
+        .post(app.url("/api/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(after, 401, "refresh_token_invalid").await;
+}
+
+#[actix_web::test]
+async fn unknown_or_malformed_refresh_tokens_are_invalid() {
+    let app = spawn_app().await;
+    assert_problem(
+        app.refresh("not-a-token").await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&"A".repeat(43)).await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+    assert_problem(
+        app.post_json("/api/auth/refresh", &json!({})).await,
+        401,
+        "refresh_token_invalid",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn an_idle_session_expires() {
+    let app = spawn_app_with(&[("SESSION_IDLE_TTL", "1")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_problem(app.refresh(&tokens.refresh).await, 401, "session_expired").await;
+}
+
+#[actix_web::test]
+async fn a_session_past_its_absolute_life_expires_and_its_tokens_never_outlive_it() {
+    let app = spawn_app_with(&[("SESSION_TTL", "2")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    assert!(tokens.body["expires_in"].as_i64().unwrap() <= 2);
+    assert!(tokens.body["refresh_expires_in"].as_i64().unwrap() <= 2);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_problem(app.refresh(&tokens.refresh).await, 401, "session_expired").await;
+}
