@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod problems;
+pub mod realtime;
 pub mod routes;
 pub mod sessions;
 pub mod token_response;

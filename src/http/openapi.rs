@@ -16,6 +16,8 @@ use utoipa::{
         super::auth::refresh,
         super::auth::logout,
         super::auth::logout_all,
+        super::realtime::ticket,
+        super::realtime::upgrade,
         super::sessions::list,
         super::sessions::revoke,
         super::account::me,

@@ -2,7 +2,7 @@
 
 use actix_web::{Resource, web};
 
-use super::{account, auth, docs, health, openapi, problems, sessions};
+use super::{account, auth, docs, health, openapi, problems, realtime, sessions};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -16,6 +16,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/api/auth/refresh").route(web::post().to(auth::refresh)))
         .service(resource("/api/auth/logout").route(web::post().to(auth::logout)))
         .service(resource("/api/auth/logout-all").route(web::post().to(auth::logout_all)))
+        .service(resource("/api/auth/ws-ticket").route(web::post().to(realtime::ticket)))
+        .service(resource("/api/ws").route(web::get().to(realtime::upgrade)))
         .service(resource("/api/auth/sessions").route(web::get().to(sessions::list)))
         .service(resource("/api/auth/sessions/{id}").route(web::delete().to(sessions::revoke)))
         .service(

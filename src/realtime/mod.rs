@@ -5,3 +5,4 @@ pub mod bus;
 pub mod events;
 pub mod live_sets;
 pub mod session_manager;
+pub mod ws_session;

@@ -7,6 +7,7 @@ pub mod refresh;
 pub mod registration;
 pub mod revocation;
 pub mod sessions;
+pub mod tickets;
 pub mod users;
 
 use sea_orm::DatabaseConnection;

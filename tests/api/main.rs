@@ -9,6 +9,7 @@ mod configuration;
 mod login;
 mod operations;
 mod otp;
+mod realtime;
 mod refresh;
 mod registration;
 mod sessions;

@@ -1,0 +1,249 @@
+//! One WebSocket connection (actix-web-actors): says hello, relays what the `SessionManager` pushes, pings,
+//! drops a silent client, enforces the message size, and ends its session when the session's life is up.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use actix_http::ws::Item;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws::{
+    self, CloseCode, CloseReason, Message, ProtocolError, WebsocketContext,
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    events::ServerMessage,
+    session_manager::{Connect, Disconnect, Push, SessionManager},
+};
+use crate::{
+    domain::RevocationReason,
+    services::{
+        AppState,
+        revocation::{self, Scope},
+    },
+};
+
+/// The largest message a client may send, fragments added up.
+pub const MAXIMUM_MESSAGE_BYTES: usize = 4 * 1024;
+/// The close code of a connection whose session has ended.
+pub const SESSION_ENDED_CLOSE_CODE: u16 = 4001;
+
+static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
+
+pub struct WsSession {
+    user: Uuid,
+    session: Uuid,
+    socket: u64,
+    expires_at: DateTime<Utc>,
+    state: web::Data<AppState>,
+    last_heard: Instant,
+    /// Bytes of the fragmented message being received, and its text so far (to check its UTF-8 at the end).
+    fragment_bytes: usize,
+    fragment_text: Option<Vec<u8>>,
+}
+
+/// Upgrades the request and starts the connection's actor. The caller has authenticated it.
+pub fn start(
+    request: &HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    user: Uuid,
+    session: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let actor = WsSession {
+        user,
+        session,
+        socket: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed),
+        expires_at,
+        state,
+        last_heard: Instant::now(),
+        fragment_bytes: 0,
+        fragment_text: None,
+    };
+    ws::WsResponseBuilder::new(actor, request, stream)
+        .frame_size(MAXIMUM_MESSAGE_BYTES)
+        .start()
+}
+
+/// Whether the request is a well-formed WebSocket upgrade, checked before a ticket is used up.
+pub fn is_upgrade(request: &HttpRequest) -> bool {
+    ws::handshake(request).is_ok()
+}
+
+impl WsSession {
+    fn manager(&self) -> Addr<SessionManager> {
+        self.state.bus.manager().clone()
+    }
+
+    fn close(context: &mut WebsocketContext<Self>, code: CloseCode, description: &str) {
+        context.close(Some(CloseReason {
+            code,
+            description: Some(description.to_owned()),
+        }));
+        context.stop();
+    }
+
+    /// Closes the connection once it has been silent for the configured time, checking again whenever it
+    /// was heard from in between.
+    fn watch_silence(&self, context: &mut WebsocketContext<Self>) {
+        let timeout = self.state.settings.ws_client_timeout;
+        let wait = (self.last_heard + timeout).saturating_duration_since(Instant::now());
+        context.run_later(wait, move |actor, context| {
+            if actor.last_heard.elapsed() >= timeout {
+                Self::close(context, CloseCode::Away, "idle");
+            } else {
+                actor.watch_silence(context);
+            }
+        });
+    }
+
+    /// Ends the session when it reaches its absolute life; the revocation reaches every device of it.
+    fn watch_expiry(&self, context: &mut WebsocketContext<Self>) {
+        let remaining = (self.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        context.run_later(remaining, |actor, _| {
+            let state = actor.state.clone();
+            let (user, session) = (actor.user, actor.session);
+            actix::spawn(async move {
+                if let Err(error) = revocation::end_sessions(
+                    &state,
+                    user,
+                    Scope::One(session),
+                    RevocationReason::Expired,
+                )
+                .await
+                {
+                    tracing::error!(%error, "cannot end an expired session");
+                }
+            });
+        });
+    }
+
+    fn add_fragment(&mut self, bytes: &[u8], context: &mut WebsocketContext<Self>) -> bool {
+        self.fragment_bytes += bytes.len();
+        if self.fragment_bytes > MAXIMUM_MESSAGE_BYTES {
+            Self::close(context, CloseCode::Size, "message too big");
+            return false;
+        }
+        if let Some(text) = &mut self.fragment_text {
+            text.extend_from_slice(bytes);
+        }
+        true
+    }
+}
+
+impl Actor for WsSession {
+    type Context = WebsocketContext<Self>;
+
+    fn started(&mut self, context: &mut Self::Context) {
+        let connect = Connect {
+            user: self.user,
+            session: self.session,
+            socket: self.socket,
+            recipient: context.address().recipient(),
+        };
+        // Nothing else is handled until the manager has answered, so `hello` is always the first frame.
+        self.manager()
+            .send(connect)
+            .into_actor(self)
+            .then(|accepted, actor, context| {
+                if matches!(accepted, Ok(true)) {
+                    let hello = ServerMessage::Hello {
+                        session_id: actor.session,
+                        user_id: actor.user,
+                    };
+                    context.text(hello.to_json());
+                } else {
+                    Self::close(
+                        context,
+                        CloseCode::Other(SESSION_ENDED_CLOSE_CODE),
+                        "session_revoked",
+                    );
+                }
+                fut::ready(())
+            })
+            .wait(context);
+        let interval = self.state.settings.ws_ping_interval;
+        context.run_interval(interval, |_, context| context.ping(b""));
+        self.watch_silence(context);
+        self.watch_expiry(context);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.manager().do_send(Disconnect {
+            user: self.user,
+            session: self.session,
+            socket: self.socket,
+        });
+    }
+}
+
+impl Handler<Push> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, push: Push, context: &mut Self::Context) {
+        match push {
+            Push::Text(text) => context.text(text),
+            Push::Revoked(text) => {
+                context.text(text);
+                Self::close(
+                    context,
+                    CloseCode::Other(SESSION_ENDED_CLOSE_CODE),
+                    "session_revoked",
+                );
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<Message, ProtocolError>, context: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(Message::Ping(payload)) => context.pong(&payload),
+            Ok(Message::Close(reason)) => {
+                context.close(reason);
+                context.stop();
+            }
+            // Clients have nothing to say: other frames are ignored.
+            Ok(Message::Pong(_) | Message::Text(_) | Message::Binary(_) | Message::Nop) => {}
+            Ok(Message::Continuation(item)) => match item {
+                Item::FirstText(bytes) => {
+                    self.fragment_bytes = 0;
+                    self.fragment_text = Some(Vec::new());
+                    self.add_fragment(&bytes, context);
+                }
+                Item::FirstBinary(bytes) => {
+                    self.fragment_bytes = 0;
+                    self.fragment_text = None;
+                    self.add_fragment(&bytes, context);
+                }
+                Item::Continue(bytes) => {
+                    self.add_fragment(&bytes, context);
+                }
+                Item::Last(bytes) => {
+                    if self.add_fragment(&bytes, context)
+                        && let Some(text) = self.fragment_text.take()
+                        && std::str::from_utf8(&text).is_err()
+                    {
+                        Self::close(context, CloseCode::Invalid, "invalid utf-8");
+                    }
+                    self.fragment_bytes = 0;
+                }
+            },
+            Err(ProtocolError::Overflow) => {
+                Self::close(context, CloseCode::Size, "message too big")
+            }
+            Err(ProtocolError::Io(error)) if error.to_string().contains("utf-8") => {
+                Self::close(context, CloseCode::Invalid, "invalid utf-8")
+            }
+            Err(_) => Self::close(context, CloseCode::Protocol, "protocol error"),
+        }
+    }
+}
