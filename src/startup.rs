@@ -11,7 +11,7 @@ use crate::{
     email::{Mailer, MailerError},
     http::{extract::BODY_LIMIT, problems, routes},
     passwords::{PasswordError, PasswordHasher},
-    realtime::{bus::EventBus, session_manager::SessionManager},
+    realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
     services::{AppState, now, revocation, seconds},
     telemetry,
     tokens::{AccessTokens, Keyed, LEEWAY_SECONDS},
@@ -41,13 +41,23 @@ impl Application {
         let database = database::connect(&settings.database_url).await?;
         database::migrate(&database).await?;
 
-        let (manager, views) = SessionManager::new(settings.access_token_ttl);
+        let node = uuid::Uuid::now_v7();
+        let (manager, views) = SessionManager::new(
+            settings.access_token_ttl,
+            PresenceWriter::start(database.clone(), node),
+        );
         let manager = manager.start();
         // Sessions ended before this start may still have live access tokens: refuse them from the first request.
         let window = settings.access_token_ttl + std::time::Duration::from_secs(LEEWAY_SECONDS);
         for event in revocation::recent(&database, now() - seconds(window)).await? {
             let _ = manager.send(event).await;
         }
+        let bus = EventBus::new(manager, node);
+        let catch_up_database = database.clone();
+        bus.spawn_listener(&database, move || {
+            let database = catch_up_database.clone();
+            async move { revocation::recent(&database, now() - seconds(window)).await }
+        });
 
         let hashing_slots = std::thread::available_parallelism()
             .map(usize::from)
@@ -69,11 +79,13 @@ impl Application {
                 &settings.mail_from,
                 settings.data_dir.join("mail"),
             )?,
-            bus: EventBus::new(manager),
+            bus,
             views,
             database,
             settings,
         });
+
+        spawn_expiry_sweeper(state.clone());
 
         let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))?;
         let port = listener.local_addr()?.port();
@@ -113,4 +125,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Every 30 s, ends sessions past their absolute life that no socket or refresh has noticed.
+fn spawn_expiry_sweeper(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            interval.tick().await;
+            if let Err(error) = revocation::end_expired(&state).await {
+                tracing::warn!(%error, "cannot end expired sessions");
+            }
+        }
+    });
 }

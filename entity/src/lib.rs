@@ -4,6 +4,7 @@
 pub mod otp;
 pub mod refresh_token;
 pub mod session;
+pub mod session_presence;
 pub mod session_revocation;
 pub mod user;
 pub mod ws_ticket;

@@ -1,9 +1,16 @@
 //! The road every session change travels after the database has recorded it: to this node's
-//! `SessionManager` in process, and on PostgreSQL through `LISTEN/NOTIFY` to every other node.
+//! `SessionManager` in process, and on PostgreSQL through `LISTEN/NOTIFY` to every other node. A node
+//! whose listening connection drops catches up from the revocation log once it listens again.
+
+use std::time::Duration;
 
 use actix::Addr;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use uuid::Uuid;
 
 use super::{
     events::{SessionCreated, SessionsRevoked},
@@ -12,8 +19,10 @@ use super::{
 
 /// The PostgreSQL channel the nodes share.
 pub const CHANNEL: &str = "authd_events";
-/// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; events are split below this.
+/// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; revocations are split below this.
 const SESSIONS_PER_NOTIFICATION: usize = 150;
+/// The wait before listening again after the connection dropped.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// What one node tells the others.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,14 +32,30 @@ pub enum BusMessage {
     Created(SessionCreated),
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Envelope {
+    origin: Uuid,
+    message: BusMessage,
+}
+
 #[derive(Clone)]
 pub struct EventBus {
     manager: Addr<SessionManager>,
+    node: Uuid,
 }
 
 impl EventBus {
-    pub fn new(manager: Addr<SessionManager>) -> Self {
-        Self { manager }
+    pub fn new(manager: Addr<SessionManager>, node: Uuid) -> Self {
+        Self { manager, node }
+    }
+
+    /// This node's id; it names the node's presence rows and its listening connection.
+    pub fn node(&self) -> Uuid {
+        self.node
+    }
+
+    pub fn manager(&self) -> &Addr<SessionManager> {
+        &self.manager
     }
 
     /// Delivers a revocation to this node's manager and returns once its revoked set holds the sessions,
@@ -48,43 +73,113 @@ impl EventBus {
         self.manager.do_send(event);
     }
 
-    pub fn manager(&self) -> &Addr<SessionManager> {
-        &self.manager
+    /// Queues the message for the other nodes inside the transaction that records the change: PostgreSQL
+    /// delivers it on commit and never for a rolled-back change. A no-op on SQLite (one node).
+    pub async fn notify_in_transaction(
+        &self,
+        transaction: &DatabaseTransaction,
+        message: BusMessage,
+    ) -> Result<(), DbErr> {
+        if transaction.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let messages = match message {
+            BusMessage::Revoked(event) if event.sessions.len() > SESSIONS_PER_NOTIFICATION => event
+                .sessions
+                .chunks(SESSIONS_PER_NOTIFICATION)
+                .map(|sessions| {
+                    BusMessage::Revoked(SessionsRevoked {
+                        sessions: sessions.to_vec(),
+                        ..event.clone()
+                    })
+                })
+                .collect(),
+            other => vec![other],
+        };
+        for message in messages {
+            let payload = serde_json::to_string(&Envelope {
+                origin: self.node,
+                message,
+            })
+            .map_err(|error| DbErr::Custom(error.to_string()))?;
+            transaction
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify($1, $2)",
+                    [CHANNEL.into(), payload.into()],
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, listens for the other nodes' messages for as long as the process lives.
+    /// `catch_up` loads what may have been missed; it runs each time the node listens again.
+    pub fn spawn_listener<F, Fut>(&self, database: &DatabaseConnection, catch_up: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<SessionsRevoked>, DbErr>> + Send,
+    {
+        if database.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let options = database
+            .get_postgres_connection_pool()
+            .connect_options()
+            .as_ref()
+            .clone()
+            .application_name(&listener_name(self.node));
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        let (manager, node) = (self.manager.clone(), self.node);
+        tokio::spawn(async move {
+            loop {
+                match listen(&pool, &manager, node, &catch_up).await {
+                    Ok(()) => tracing::warn!("lost the event bus connection; listening again"),
+                    Err(error) => tracing::warn!(%error, "the event bus failed; listening again"),
+                }
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        });
     }
 }
 
-/// Queues the message for the other nodes inside the transaction that records the change: PostgreSQL
-/// delivers it on commit and never for a rolled-back change. A no-op on SQLite (one node).
-pub async fn notify_in_transaction(
-    transaction: &DatabaseTransaction,
-    message: &BusMessage,
-) -> Result<(), DbErr> {
-    if transaction.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
+/// The `application_name` of a node's listening connection.
+pub fn listener_name(node: Uuid) -> String {
+    format!("authd-listener-{}", node.simple())
+}
+
+async fn listen<F, Fut>(
+    pool: &sqlx::PgPool,
+    manager: &Addr<SessionManager>,
+    node: Uuid,
+    catch_up: &F,
+) -> Result<(), sqlx::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Vec<SessionsRevoked>, DbErr>>,
+{
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    // Listening again: whatever ended while the node was deaf is in the log. The manager skips what it knows.
+    match catch_up().await {
+        Ok(events) => events.into_iter().for_each(|event| manager.do_send(event)),
+        Err(error) => tracing::warn!(%error, "cannot catch up on revocations"),
     }
-    let messages = match message {
-        BusMessage::Revoked(event) if event.sessions.len() > SESSIONS_PER_NOTIFICATION => event
-            .sessions
-            .chunks(SESSIONS_PER_NOTIFICATION)
-            .map(|sessions| {
-                BusMessage::Revoked(SessionsRevoked {
-                    sessions: sessions.to_vec(),
-                    ..event.clone()
-                })
-            })
-            .collect(),
-        other => vec![other.clone()],
-    };
-    for message in messages {
-        let payload =
-            serde_json::to_string(&message).map_err(|error| DbErr::Custom(error.to_string()))?;
-        transaction
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), payload.into()],
-            ))
-            .await?;
+    while let Some(notification) = listener.try_recv().await? {
+        match serde_json::from_str::<Envelope>(notification.payload()) {
+            Ok(envelope) if envelope.origin == node => {}
+            Ok(Envelope {
+                message: BusMessage::Revoked(event),
+                ..
+            }) => manager.do_send(event),
+            Ok(Envelope {
+                message: BusMessage::Created(event),
+                ..
+            }) => manager.do_send(event),
+            Err(error) => tracing::warn!(%error, "unreadable event bus message"),
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     events::{ServerMessage, SessionCreated, SessionsRevoked},
     live_sets::{LocalPresence, LocalPresenceView, RevokedSessions, RevokedSessionsView},
+    presence::PresenceWriter,
 };
 
 /// What the manager asks a socket to do.
@@ -50,6 +51,8 @@ pub struct OnlineSessions;
 pub struct SessionManager {
     revoked: RevokedSessions,
     presence: LocalPresence,
+    /// Records this node's presence for the other nodes.
+    shared_presence: PresenceWriter,
     /// How long after its end a session can still have a valid access token: token life plus leeway.
     remember_for: chrono::Duration,
     sockets: HashMap<Uuid, HashMap<Uuid, HashMap<u64, Recipient<Push>>>>,
@@ -63,7 +66,10 @@ pub struct ManagerViews {
 }
 
 impl SessionManager {
-    pub fn new(access_token_life: Duration) -> (Self, ManagerViews) {
+    pub fn new(
+        access_token_life: Duration,
+        shared_presence: PresenceWriter,
+    ) -> (Self, ManagerViews) {
         let (revoked, revoked_view) = RevokedSessions::new();
         let (presence, presence_view) = LocalPresence::new();
         let remember_for = chrono::Duration::from_std(
@@ -73,6 +79,7 @@ impl SessionManager {
         let manager = Self {
             revoked,
             presence,
+            shared_presence,
             remember_for,
             sockets: HashMap::new(),
         };
@@ -177,7 +184,9 @@ impl Handler<Connect> for SessionManager {
             .entry(connect.session)
             .or_default()
             .insert(connect.socket, connect.recipient);
-        self.presence.add(connect.session);
+        if self.presence.add(connect.session) {
+            self.shared_presence.online(connect.session, connect.user);
+        }
         true
     }
 }
@@ -201,7 +210,9 @@ impl Handler<Disconnect> for SessionManager {
         if sessions.is_empty() {
             self.sockets.remove(&disconnect.user);
         }
-        self.presence.remove(disconnect.session);
+        if self.presence.remove(disconnect.session) {
+            self.shared_presence.offline(disconnect.session);
+        }
     }
 }
 

@@ -116,6 +116,7 @@ pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> App
     confirm_password(state, &account, password).await?;
     let transaction = state.database.begin().await?;
     let event = revocation::record(
+        &state.bus,
         &transaction,
         user,
         Scope::All,

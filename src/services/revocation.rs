@@ -16,7 +16,7 @@ use crate::{
     domain::RevocationReason,
     error::AppResult,
     realtime::{
-        bus::{BusMessage, notify_in_transaction},
+        bus::{BusMessage, EventBus},
         events::SessionsRevoked,
     },
 };
@@ -37,7 +37,7 @@ pub async fn end_sessions(
     reason: RevocationReason,
 ) -> AppResult<Vec<Uuid>> {
     let transaction = state.database.begin().await?;
-    let event = record(&transaction, user, scope, reason, now()).await?;
+    let event = record(&state.bus, &transaction, user, scope, reason, now()).await?;
     transaction.commit().await?;
     let ended = event.sessions.clone();
     state.bus.sessions_revoked(event).await;
@@ -47,6 +47,7 @@ pub async fn end_sessions(
 /// The database half of a revocation, inside the caller's transaction. The first statement writes, so
 /// SQLite takes its write lock at once instead of failing a read-then-write upgrade.
 pub async fn record(
+    bus: &EventBus,
     transaction: &DatabaseTransaction,
     user: Uuid,
     scope: Scope,
@@ -89,7 +90,8 @@ pub async fn record(
     }))
     .exec(transaction)
     .await?;
-    notify_in_transaction(transaction, &BusMessage::Revoked(event.clone())).await?;
+    bus.notify_in_transaction(transaction, BusMessage::Revoked(event.clone()))
+        .await?;
     Ok(event)
 }
 
@@ -112,4 +114,27 @@ pub async fn recent(
             revoked_at: row.revoked_at,
         })
         .collect())
+}
+
+/// Ends the sessions that reached their absolute life without anyone noticing (no socket open, no
+/// refresh), so their devices elsewhere hear of it and lists stay true.
+pub async fn end_expired(state: &AppState) -> AppResult<usize> {
+    let at = now();
+    let expired = session::Entity::find()
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.lte(at))
+        .all(&state.database)
+        .await?;
+    let mut ended = 0;
+    for model in expired {
+        ended += end_sessions(
+            state,
+            model.user_id,
+            Scope::One(model.id),
+            RevocationReason::Expired,
+        )
+        .await?
+        .len();
+    }
+    Ok(ended)
 }

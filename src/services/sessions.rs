@@ -13,7 +13,7 @@ use super::{AppState, ClientInfo, now, seconds, users::UserView};
 use crate::{
     email::Mail,
     error::AppResult,
-    realtime::events::SessionCreated,
+    realtime::{bus::BusMessage, events::SessionCreated, presence},
     tokens::{hash_token, new_opaque_token},
 };
 
@@ -109,6 +109,14 @@ pub async fn sign_in(
     .exec(&transaction)
     .await?;
     insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
+    let announcement = SessionCreated {
+        user: user.id,
+        session: SessionSummary::new(&model, false, false),
+    };
+    state
+        .bus
+        .notify_in_transaction(&transaction, BusMessage::Created(announcement.clone()))
+        .await?;
     transaction.commit().await?;
 
     if any_sessions > 0 && known_devices == 0 {
@@ -177,15 +185,17 @@ pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<
         .order_by_desc(session::Column::CreatedAt)
         .all(&state.database)
         .await?;
-    Ok(models
+    let live: Vec<&session::Model> = models
         .iter()
         .filter(|model| !is_expired(state, model, at))
+        .collect();
+    let ids: Vec<Uuid> = live.iter().map(|model| model.id).collect();
+    let elsewhere = presence::online_elsewhere(&state.database, &ids, at).await?;
+    Ok(live
+        .into_iter()
         .map(|model| {
-            SessionSummary::new(
-                model,
-                model.id == current,
-                state.views.presence.is_online(&model.id),
-            )
+            let online = state.views.presence.is_online(&model.id) || elsewhere.contains(&model.id);
+            SessionSummary::new(model, model.id == current, online)
         })
         .collect())
 }

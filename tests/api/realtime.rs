@@ -93,7 +93,7 @@ async fn logout_all_is_pushed_to_every_ended_session_and_the_kept_one_hears_of_t
     assert_eq!(response.status(), 204);
     assert_revoked(&mut laptop_socket, &laptop.session, "logout_all").await;
     assert_revoked(&mut phone_socket, &phone.session, "logout_all").await;
-    let mut ended = vec![
+    let mut ended = [
         tablet_socket.next_json().await,
         tablet_socket.next_json().await,
     ];

@@ -1,0 +1,260 @@
+//! Two nodes on one PostgreSQL database: what ends on one is told and refused on the other.
+//! These need PostgreSQL; `.ci/run` runs them with `TEST_POSTGRES_URL` set.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    TestApp,
+    app::{PASSWORD, SAFARI_IPHONE, assert_problem},
+    spawn_app, spawn_app_with,
+};
+
+const NEEDS_POSTGRES: &str = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL";
+
+async fn two_nodes() -> (TestApp, TestApp) {
+    assert!(
+        std::env::var("TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty()),
+        "{NEEDS_POSTGRES}"
+    );
+    let first = spawn_app().await;
+    let second = spawn_app_with(&[("DATABASE_URL", &first.database_url)]).await;
+    (first, second)
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_revocation_on_one_node_closes_the_socket_and_refuses_the_token_on_the_other() {
+    let (node_a, node_b) = two_nodes().await;
+    let (email, laptop) = node_a.user_with_session().await;
+    let phone = node_a.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    let mut laptop_socket = node_b.socket(&laptop.access).await;
+    let mut phone_socket = node_a.socket(&phone.access).await;
+
+    let response = node_a
+        .delete_authed(
+            &format!("/api/auth/sessions/{}", laptop.session),
+            &phone.access,
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    let answered = Instant::now();
+    // Node A refuses before its revoking request answered.
+    assert_problem(
+        node_a.get_authed("/api/users/me", &laptop.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+
+    let event = laptop_socket.next_json().await;
+    let told = answered.elapsed();
+    assert_eq!(
+        event,
+        json!({"type": "session_revoked", "session_id": laptop.session, "reason": "revoked"})
+    );
+    assert_eq!(laptop_socket.close_code(Duration::from_secs(5)).await, 4001);
+    assert_problem(
+        node_b.get_authed("/api/users/me", &laptop.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+    assert!(
+        told < Duration::from_secs(1),
+        "node B was told after {told:?}"
+    );
+    let ended = phone_socket.next_json().await;
+    assert_eq!(ended["type"], "session_ended");
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_token_is_refused_on_the_other_node_within_100_ms() {
+    let (node_a, node_b) = two_nodes().await;
+    let (_, tokens) = node_a.user_with_session().await;
+    assert_eq!(
+        node_b
+            .get_authed("/api/users/me", &tokens.access)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        node_a
+            .post_authed("/api/auth/logout", &tokens.access, None)
+            .await
+            .status(),
+        204
+    );
+    let answered = Instant::now();
+    loop {
+        let status = node_b
+            .get_authed("/api/users/me", &tokens.access)
+            .await
+            .status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            answered.elapsed() < Duration::from_millis(100),
+            "node B still accepted the token after 100 ms"
+        );
+    }
+    println!(
+        "node B refused the token {:?} after node A answered",
+        answered.elapsed()
+    );
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_ticket_from_one_node_works_on_the_other_once() {
+    let (node_a, node_b) = two_nodes().await;
+    let (_, tokens) = node_a.user_with_session().await;
+    let ticket = node_a.ticket(&tokens.access).await;
+    let mut socket = node_b
+        .try_socket(&format!("?ticket={ticket}"), &[])
+        .await
+        .expect("node B accepts node A's ticket");
+    assert_eq!(socket.next_json().await["type"], "hello");
+    let again = node_a
+        .try_socket(&format!("?ticket={ticket}"), &[])
+        .await
+        .err()
+        .expect("used up");
+    assert_eq!(again.status, 401);
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn presence_and_new_sign_ins_cross_nodes() {
+    let (node_a, node_b) = two_nodes().await;
+    let (email, laptop) = node_a.user_with_session().await;
+    let mut socket = node_b.socket(&laptop.access).await;
+    crate::realtime::wait_for_online(&node_a, &laptop.access, &laptop.session, true).await;
+
+    let phone = node_a.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    let created = socket.next_json().await;
+    assert_eq!(created["type"], "session_created");
+    assert_eq!(created["session"]["id"], phone.session.as_str());
+    socket.assert_quiet().await;
+
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Close(None))
+        .await;
+    let _ = socket.close_code(Duration::from_secs(5)).await;
+    crate::realtime::wait_for_online(&node_a, &laptop.access, &laptop.session, false).await;
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_crashed_nodes_presence_goes_stale() {
+    let (node_a, _) = two_nodes().await;
+    let (_, tokens) = node_a.user_with_session().await;
+    let database = Database::connect(&node_a.database_url).await.unwrap();
+    // A row a vanished node left behind 50 s ago, past the 45 s its heartbeat would have refreshed it in.
+    let seen_at = chrono::Utc::now() - chrono::Duration::seconds(50);
+    database
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO session_presence (node_id, session_id, user_id, seen_at) VALUES ($1, $2, $3, $4)",
+            [
+                uuid::Uuid::now_v7().into(),
+                uuid::Uuid::parse_str(&tokens.session).unwrap().into(),
+                uuid::Uuid::parse_str(tokens.body["user"]["id"].as_str().unwrap()).unwrap().into(),
+                seen_at.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    let listed: Value = node_a
+        .get_authed("/api/auth/sessions", &tokens.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["sessions"][0]["online"], false);
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_node_that_lost_its_listening_connection_catches_up() {
+    let (node_a, node_b) = two_nodes().await;
+    let (_, tokens) = node_a.user_with_session().await;
+    let mut socket = node_b.socket(&tokens.access).await;
+
+    let database = Database::connect(&node_a.database_url).await.unwrap();
+    let name = authd::realtime::bus::listener_name(node_b.application_state.bus.node());
+    let listeners = |sql: &'static str| {
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, [name.clone().into()])
+    };
+    let killed = database
+        .query_all_raw(listeners(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "node B had one listening connection");
+    // Revoke only once node B is deaf, so the notification is surely missed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !database
+        .query_all_raw(listeners(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+        ))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the listening connection did not go away"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        node_a
+            .post_authed("/api/auth/logout", &tokens.access, None)
+            .await
+            .status(),
+        204
+    );
+
+    let event = socket.next_json().await;
+    assert_eq!(event["type"], "session_revoked");
+    assert_eq!(event["reason"], "logout");
+    assert_eq!(socket.close_code(Duration::from_secs(5)).await, 4001);
+    assert_problem(
+        node_b.get_authed("/api/users/me", &tokens.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn delivery_latency_across_two_nodes() {
+    let (node_a, node_b) = two_nodes().await;
+    let (email, _) = node_a.user_with_session().await;
+    let mut latencies = Vec::new();
+    for _ in 0..100 {
+        let device = node_a.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+        let mut socket = node_b.socket(&device.access).await;
+        assert_eq!(
+            node_a
+                .post_authed("/api/auth/logout", &device.access, None)
+                .await
+                .status(),
+            204
+        );
+        let answered = Instant::now();
+        let event = socket.next_json().await;
+        latencies.push(answered.elapsed());
+        assert_eq!(event["type"], "session_revoked");
+    }
+    crate::helpers::report_latency("two nodes", &mut latencies);
+}
