@@ -82,9 +82,7 @@ impl Settings {
         let jwt_issuer = reader.text("JWT_ISSUER", "authd");
         let mail_from = reader.text("MAIL_FROM", "authd <no-reply@localhost>");
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            reader
-                .problems
-                .push("MAIL_FROM is not a valid mailbox".to_owned());
+            reader.problems.push("MAIL_FROM is not a valid mailbox".to_owned());
         }
         let smtp_url = lookup("SMTP_URL")
             .filter(|value| !value.trim().is_empty())
@@ -99,10 +97,7 @@ impl Settings {
                 .push("SMTP_URL must be an smtp:// or smtps:// URL".to_owned());
         }
         let allowed_origins = reader
-            .text(
-                "ALLOWED_ORIGINS",
-                "http://localhost:5000,http://127.0.0.1:5000",
-            )
+            .text("ALLOWED_ORIGINS", "http://localhost:5000,http://127.0.0.1:5000")
             .split(',')
             .map(|origin| origin.trim().trim_end_matches('/').to_owned())
             .filter(|origin| !origin.is_empty())
@@ -119,20 +114,13 @@ impl Settings {
         let login_lockout_threshold = reader.number("LOGIN_LOCKOUT_THRESHOLD", 10u32);
         let ws_ping_interval = reader.seconds("WS_PING_INTERVAL", 15);
         let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
-        for (name, value) in [
-            ("ACCESS_TOKEN_TTL", access_token_ttl),
-            ("SESSION_TTL", session_ttl),
-        ] {
+        for (name, value) in [("ACCESS_TOKEN_TTL", access_token_ttl), ("SESSION_TTL", session_ttl)] {
             if value.is_zero() {
-                reader
-                    .problems
-                    .push(format!("{name} must be at least 1 second"));
+                reader.problems.push(format!("{name} must be at least 1 second"));
             }
         }
         if otp_max_attempts == 0 {
-            reader
-                .problems
-                .push("OTP_MAX_ATTEMPTS must be at least 1".to_owned());
+            reader.problems.push("OTP_MAX_ATTEMPTS must be at least 1".to_owned());
         }
         if login_lockout_threshold == 0 {
             reader
@@ -185,9 +173,7 @@ impl Settings {
 
     /// Whether `address` is a proxy whose `X-Forwarded-For` is believed.
     pub fn is_trusted_proxy(&self, address: IpAddr) -> bool {
-        self.trusted_proxies
-            .iter()
-            .any(|network| network.contains(&address))
+        self.trusted_proxies.iter().any(|network| network.contains(&address))
     }
 }
 
@@ -224,11 +210,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     fn networks(&mut self, name: &str) -> Vec<IpNet> {
         let text = self.text(name, "");
         let mut networks = Vec::new();
-        for item in text
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-        {
+        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
             match item
                 .parse::<IpNet>()
                 .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
@@ -244,18 +226,12 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
 
     /// A secret from the environment; in development a missing one is generated once into `DATA_DIR` and
     /// reused, so tokens survive a restart.
-    fn secret(
-        &mut self,
-        name: &str,
-        environment: Environment,
-        data_dir: &std::path::Path,
-    ) -> Option<Secret> {
+    fn secret(&mut self, name: &str, environment: Environment, data_dir: &std::path::Path) -> Option<Secret> {
         match (self.lookup)(name).filter(|value| !value.is_empty()) {
             Some(value) if value.len() >= MINIMUM_SECRET_BYTES => Some(Secret::new(value)),
             Some(_) => {
-                self.problems.push(format!(
-                    "{name} must be at least {MINIMUM_SECRET_BYTES} bytes"
-                ));
+                self.problems
+                    .push(format!("{name} must be at least {MINIMUM_SECRET_BYTES} bytes"));
                 None
             }
             None if environment == Environment::Production => {

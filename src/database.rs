@@ -9,14 +9,11 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 /// instead of failing) and enforced foreign keys; its parent folder is created.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(10));
+    options.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
         if let Some(folder) = sqlite_folder(url) {
-            std::fs::create_dir_all(&folder).map_err(|error| {
-                DbErr::Custom(format!("cannot create {}: {error}", folder.display()))
-            })?;
+            std::fs::create_dir_all(&folder)
+                .map_err(|error| DbErr::Custom(format!("cannot create {}: {error}", folder.display())))?;
         }
         options
             .max_connections(8)
@@ -44,9 +41,7 @@ pub fn is_postgres(database: &DatabaseConnection) -> bool {
 
 /// The folder of a `sqlite://path?query` URL, when it names a file.
 fn sqlite_folder(url: &str) -> Option<std::path::PathBuf> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;

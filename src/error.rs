@@ -113,9 +113,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::AccountLocked { .. } => "account_locked",
             Self::ServiceUnavailable(_) => "service_unavailable",
-            Self::Database(_) | Self::Password(_) | Self::Signing(_) | Self::Internal(_) => {
-                "internal"
-            }
+            Self::Database(_) | Self::Password(_) | Self::Signing(_) | Self::Internal(_) => "internal",
         }
     }
 
@@ -133,9 +131,7 @@ impl AppError {
             Self::Unauthorized => "A valid access token is required.".to_owned(),
             Self::TokenExpired => "The access token has expired: refresh it and retry.".to_owned(),
             Self::SessionRevoked => "This session has ended: sign in again.".to_owned(),
-            Self::SessionExpired => {
-                "This session reached its time limit: sign in again.".to_owned()
-            }
+            Self::SessionExpired => "This session reached its time limit: sign in again.".to_owned(),
             Self::InvalidCredentials => "The email or password is wrong.".to_owned(),
             Self::InvalidPassword => "The current password is wrong.".to_owned(),
             Self::EmailNotVerified => "Verify the email address first.".to_owned(),
@@ -143,13 +139,9 @@ impl AppError {
             Self::OtpInvalid => "The code is wrong.".to_owned(),
             Self::OtpExpired => "The code has expired: request a new one.".to_owned(),
             Self::OtpAttemptsExceeded => "Too many wrong tries: request a new code.".to_owned(),
-            Self::ChallengeInvalid => {
-                "The sign-in challenge is unknown, used or expired.".to_owned()
-            }
+            Self::ChallengeInvalid => "The sign-in challenge is unknown, used or expired.".to_owned(),
             Self::RefreshTokenInvalid => "The refresh token is not valid.".to_owned(),
-            Self::RefreshTokenReused => {
-                "This refresh token was already used: the session has been ended.".to_owned()
-            }
+            Self::RefreshTokenReused => "This refresh token was already used: the session has been ended.".to_owned(),
             Self::RateLimited { .. } => "Too many requests: retry later.".to_owned(),
             Self::AccountLocked { .. } => "Too many failed attempts: retry later.".to_owned(),
             Self::ServiceUnavailable(_) => "The service is temporarily unavailable.".to_owned(),
@@ -192,9 +184,7 @@ impl ResponseError for AppError {
             | Self::InvalidCredentials
             | Self::RefreshTokenInvalid
             | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            Self::InvalidPassword | Self::EmailNotVerified | Self::OriginNotAllowed => {
-                StatusCode::FORBIDDEN
-            }
+            Self::InvalidPassword | Self::EmailNotVerified | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Password(_) | Self::Signing(_) | Self::Internal(_) => {
@@ -214,20 +204,11 @@ impl ResponseError for AppError {
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match self {
                 Self::Unauthorized => "Bearer".to_owned(),
-                other => format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    other.code()
-                ),
+                other => format!("Bearer error=\"invalid_token\", error_description=\"{}\"", other.code()),
             };
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
-        if let Self::RateLimited {
-            retry_after_seconds,
-        }
-        | Self::AccountLocked {
-            retry_after_seconds,
-        } = self
-        {
+        if let Self::RateLimited { retry_after_seconds } | Self::AccountLocked { retry_after_seconds } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds.max(&1).to_string()));
         }
         let errors = match self {

@@ -30,13 +30,8 @@ fn main() {
     let outcome = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => {
-                let application = Application::build(settings)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                application
-                    .run_until_stopped()
-                    .await
-                    .map_err(|error| error.to_string())
+                let application = Application::build(settings).await.map_err(|error| error.to_string())?;
+                application.run_until_stopped().await.map_err(|error| error.to_string())
             }
             Command::Migrate => {
                 let connection = database::connect(&settings.database_url)

@@ -67,11 +67,7 @@ impl PasswordHasher {
         self.run(move || hash_now(&bytes)).await?
     }
 
-    pub async fn verify(
-        &self,
-        stored: &str,
-        password: &Password,
-    ) -> Result<Verification, PasswordError> {
+    pub async fn verify(&self, stored: &str, password: &Password) -> Result<Verification, PasswordError> {
         let stored = stored.to_owned();
         let bytes = password.as_str().as_bytes().to_vec();
         self.run(move || Ok(verify_now(&stored, &bytes))).await?
@@ -87,20 +83,11 @@ impl PasswordHasher {
         .await?
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PasswordError> {
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| PasswordError::Task)?;
-            tokio::task::spawn_blocking(work)
-                .await
-                .map_err(|_| PasswordError::Task)
+            let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Task)?;
+            tokio::task::spawn_blocking(work).await.map_err(|_| PasswordError::Task)
         }
         .await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -109,8 +96,8 @@ impl PasswordHasher {
 }
 
 fn hasher() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None)
-        .map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    let params =
+        Params::new(MEMORY_KIB, ITERATIONS, LANES, None).map_err(|error| PasswordError::Hashing(error.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 

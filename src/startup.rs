@@ -9,7 +9,7 @@ use crate::{
     config::Settings,
     database,
     email::{Mailer, MailerError},
-    http::{extract::BODY_LIMIT, problems, routes},
+    http::{extract::BODY_LIMIT, problems, rate_limit::IpRateLimiter, routes},
     passwords::{PasswordError, PasswordHasher},
     realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
     services::{AppState, now, revocation, seconds},
@@ -42,10 +42,8 @@ impl Application {
         database::migrate(&database).await?;
 
         let node = uuid::Uuid::now_v7();
-        let (manager, views) = SessionManager::new(
-            settings.access_token_ttl,
-            PresenceWriter::start(database.clone(), node),
-        );
+        let (manager, views) =
+            SessionManager::new(settings.access_token_ttl, PresenceWriter::start(database.clone(), node));
         let manager = manager.start();
         // Sessions ended before this start may still have live access tokens: refuse them from the first request.
         let window = settings.access_token_ttl + std::time::Duration::from_secs(LEEWAY_SECONDS);
@@ -59,9 +57,7 @@ impl Application {
             async move { revocation::recent(&database, now() - seconds(window)).await }
         });
 
-        let hashing_slots = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2);
+        let hashing_slots = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
         let state = web::Data::new(AppState {
             passwords: PasswordHasher::new(hashing_slots)?,
             access_tokens: AccessTokens::new(
@@ -69,15 +65,14 @@ impl Application {
                 &settings.jwt_issuer,
                 settings.access_token_ttl,
             ),
-            refresh_keys: Keyed::derive(
-                &settings.jwt_access_secret,
-                "authd refresh token successor",
-            ),
+            refresh_keys: Keyed::derive(&settings.jwt_access_secret, "authd refresh token successor"),
             otp_keys: Keyed::derive(&settings.otp_secret, "authd one-time code"),
             mailer: Mailer::start(
+                database.clone(),
                 settings.smtp_url.as_ref(),
                 &settings.mail_from,
                 settings.data_dir.join("mail"),
+                &settings.otp_secret,
             )?,
             bus,
             views,
@@ -90,9 +85,11 @@ impl Application {
         let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))?;
         let port = listener.local_addr()?.port();
         let server_state = state.clone();
+        let rate_limiter = web::Data::new(IpRateLimiter::new(state.settings.rate_limit_ip_per_minute));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())
+                .app_data(rate_limiter.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(from_fn(problems::problem_bodies))
                 .wrap(from_fn(telemetry::access_log))
@@ -103,11 +100,7 @@ impl Application {
         .shutdown_timeout(5)
         .run();
         tracing::info!(port, "listening");
-        Ok(Self {
-            port,
-            server,
-            state,
-        })
+        Ok(Self { port, server, state })
     }
 
     pub fn port(&self) -> u16 {

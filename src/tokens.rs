@@ -77,8 +77,7 @@ impl AccessTokens {
         now: DateTime<Utc>,
     ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
-        let expires =
-            (now.timestamp().saturating_add(lifetime)).min(session_expires_at.timestamp());
+        let expires = (now.timestamp().saturating_add(lifetime)).min(session_expires_at.timestamp());
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.issuer.clone(),
@@ -93,11 +92,13 @@ impl AccessTokens {
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AccessTokenError> {
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|error| match error.kind() {
-                ErrorKind::ExpiredSignature => AccessTokenError::Expired,
-                _ => AccessTokenError::Invalid,
-            })?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(
+                |error| match error.kind() {
+                    ErrorKind::ExpiredSignature => AccessTokenError::Expired,
+                    _ => AccessTokenError::Invalid,
+                },
+            )?;
         if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return Err(AccessTokenError::Invalid);
         }
@@ -161,8 +162,7 @@ impl Keyed {
     }
 
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable_hmac());
         for part in parts {
             // Length-prefixed so that different splits of the same bytes never collide.
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -198,11 +198,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> AccessTokens {
-        AccessTokens::new(
-            &Secret::new("x".repeat(32)),
-            "authd",
-            Duration::from_secs(900),
-        )
+        AccessTokens::new(&Secret::new("x".repeat(32)), "authd", Duration::from_secs(900))
     }
 
     #[test]
@@ -210,12 +206,7 @@ mod tests {
         let tokens = tokens();
         let now = Utc::now();
         let (token, expires_in) = tokens
-            .issue(
-                Uuid::now_v7(),
-                Uuid::now_v7(),
-                now + chrono::Duration::days(1),
-                now,
-            )
+            .issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::days(1), now)
             .unwrap();
         assert_eq!(expires_in, 900);
         let claims = tokens.verify(&token).unwrap();
@@ -227,12 +218,7 @@ mod tests {
     fn token_never_outlives_its_session() {
         let now = Utc::now();
         let (_, expires_in) = tokens()
-            .issue(
-                Uuid::now_v7(),
-                Uuid::now_v7(),
-                now + chrono::Duration::seconds(60),
-                now,
-            )
+            .issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::seconds(60), now)
             .unwrap();
         assert_eq!(expires_in, 60);
     }

@@ -1,6 +1,8 @@
 //! Database entities of authd. Rows that hold secrets (password hashes, token and code hashes) derive no
 //! `Serialize`, so they cannot be written into a response or a log by accident.
 
+pub mod address_throttle;
+pub mod mail_outbox;
 pub mod otp;
 pub mod refresh_token;
 pub mod session;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_accounts;
 mod m20261127_000002_create_session_presence;
+mod m20261127_000003_create_abuse_controls;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_accounts::Migration),
             Box::new(m20261127_000002_create_session_presence::Migration),
+            Box::new(m20261127_000003_create_abuse_controls::Migration),
         ]
     }
 }

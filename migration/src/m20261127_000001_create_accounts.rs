@@ -47,13 +47,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        create_index(
-            manager,
-            "idx_sessions_user_id",
-            Sessions::Table,
-            Sessions::UserId,
-        )
-        .await?;
+        create_index(manager, "idx_sessions_user_id", Sessions::Table, Sessions::UserId).await?;
 
         manager
             .create_table(
@@ -153,27 +147,18 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(SessionRevocations::Table).to_owned())
             .await?;
-        manager
-            .drop_table(Table::drop().table(Otps::Table).to_owned())
-            .await?;
+        manager.drop_table(Table::drop().table(Otps::Table).to_owned()).await?;
         manager
             .drop_table(Table::drop().table(RefreshTokens::Table).to_owned())
             .await?;
         manager
             .drop_table(Table::drop().table(Sessions::Table).to_owned())
             .await?;
-        manager
-            .drop_table(Table::drop().table(Users::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await
     }
 }
 
-async fn create_index<T, C>(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    column: C,
-) -> Result<(), DbErr>
+async fn create_index<T, C>(manager: &SchemaManager<'_>, name: &str, table: T, column: C) -> Result<(), DbErr>
 where
     T: Iden + 'static,
     C: Iden + 'static,

@@ -40,11 +40,7 @@ impl EmailAddress {
 impl std::fmt::Debug for EmailAddress {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Addresses are personal data: logs see only the domain.
-        let domain = self
-            .0
-            .rsplit_once('@')
-            .map(|(_, domain)| domain)
-            .unwrap_or_default();
+        let domain = self.0.rsplit_once('@').map(|(_, domain)| domain).unwrap_or_default();
         write!(formatter, "EmailAddress(***@{domain})")
     }
 }
@@ -58,10 +54,7 @@ mod tests {
         let plain = EmailAddress::parse("alice@example.com").unwrap();
         assert_eq!(EmailAddress::parse("  Alice@EXAMPLE.com ").unwrap(), plain);
         // Fullwidth letters fold to ASCII under NFKC.
-        assert_eq!(
-            EmailAddress::parse("ａｌｉｃｅ@example.com").unwrap(),
-            plain
-        );
+        assert_eq!(EmailAddress::parse("ａｌｉｃｅ@example.com").unwrap(), plain);
     }
 
     #[test]

@@ -19,9 +19,7 @@ impl Password {
             return Err("must be at most 128 characters");
         }
         if is_common(&password.0) {
-            return Err(
-                "is too common: it is on a list of frequently used passwords or as easy to guess",
-            );
+            return Err("is too common: it is on a list of frequently used passwords or as easy to guess");
         }
         Ok(password)
     }
@@ -74,10 +72,7 @@ mod tests {
             "sunshine1",
             "aaaaaaaaaa",
         ] {
-            assert!(
-                Password::parse_new(common).is_err(),
-                "{common} was accepted"
-            );
+            assert!(Password::parse_new(common).is_err(), "{common} was accepted");
         }
     }
 
@@ -86,16 +81,10 @@ mod tests {
         assert!(Password::parse_new("short").is_err());
         assert!(Password::parse_new("äöüßéèçñ").is_ok(), "eight code points");
         // Seven code points once the combining accents compose: too short.
-        assert!(
-            Password::parse_new("a\u{301}o\u{301}u\u{301}i\u{301}e\u{301}n\u{303}c\u{327}")
-                .is_err()
-        );
+        assert!(Password::parse_new("a\u{301}o\u{301}u\u{301}i\u{301}e\u{301}n\u{303}c\u{327}").is_err());
         assert!(Password::parse_new(&"x".repeat(129)).is_err());
         assert!(Password::parse_new("correct horse battery staple").is_ok());
         // The ligature "ﬁ" is two code points after NFKC.
-        assert_eq!(
-            Password::parse_new("ﬁ ligature 9").unwrap().as_str(),
-            "fi ligature 9"
-        );
+        assert_eq!(Password::parse_new("ﬁ ligature 9").unwrap().as_str(), "fi ligature 9");
     }
 }

@@ -1,9 +1,7 @@
 use std::fmt;
 
 /// Why a session ended: the `reason` of the real-time events and of the stored revocation.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevocationReason {
     Logout,

@@ -1,8 +1,9 @@
-//! Mail: message templates and a background sender over lettre (SMTP, or `.eml` files in development).
-//! Nothing is sent on the request path, so an answer takes the same time whether or not a mail goes out.
+//! Mail: message templates, and a durable outbox. A mail is written to the outbox in the transaction of
+//! the change that caused it and sent by a background worker with retries, over lettre's SMTP transport or,
+//! in development, as `.eml` files. Nothing is sent on the request path.
 
-mod sender;
+mod outbox;
 mod templates;
 
-pub use sender::{Mailer, MailerError};
+pub use outbox::{Mailer, MailerError};
 pub use templates::Mail;

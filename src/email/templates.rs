@@ -2,7 +2,8 @@ use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 /// Every mail authd sends. Codes appear only in the body, never in a subject or a log.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mail {
     VerifyEmail {
         code: String,
@@ -151,8 +152,7 @@ mod tests {
             at: Utc::now(),
         };
         let from: Mailbox = "authd <no-reply@localhost>".parse().unwrap();
-        let message =
-            String::from_utf8(mail.build(&from, "a@example.com").unwrap().formatted()).unwrap();
+        let message = String::from_utf8(mail.build(&from, "a@example.com").unwrap().formatted()).unwrap();
         assert!(message.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(!message.contains("<p>Device: <script>"));
     }

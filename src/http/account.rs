@@ -21,9 +21,7 @@ pub struct UpdateMeRequest {
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::deserialize(deserializer)?))
 }
 
@@ -56,8 +54,7 @@ pub async fn update_me(
         let user = users::current(&state, caller.user).await?;
         return Ok(HttpResponse::Ok().json(UserView::from(&user)));
     };
-    let name = users::parse_name(name.as_deref())
-        .map_err(|message| AppError::validation("name", message))?;
+    let name = users::parse_name(name.as_deref()).map_err(|message| AppError::validation("name", message))?;
     Ok(HttpResponse::Ok().json(users::update_name(&state, caller.user, name).await?))
 }
 
@@ -73,8 +70,7 @@ pub async fn change_password(
     let mut problems = Problems::default();
     let new_password = problems.check("new_password", Password::parse_new(&body.0.new_password));
     problems.finish()?;
-    let new_password =
-        new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
+    let new_password = new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
     account::change_password(
         &state,
         caller.user,
@@ -96,4 +92,23 @@ pub async fn delete_me(
 ) -> AppResult<HttpResponse> {
     account::delete_account(&state, caller.user, &body.0.password).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct EmailSecondFactorRequest {
+    pub enabled: bool,
+    pub password: String,
+}
+
+/// Turn the email second factor on or off.
+#[utoipa::path(put, path = "/api/users/me/mfa/email-otp", tag = "user", request_body = EmailSecondFactorRequest,
+    responses((status = 200, body = UserView), (status = 403, description = "invalid_password", body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_email_second_factor(
+    state: web::Data<AppState>,
+    caller: AuthUser,
+    body: JsonBody<EmailSecondFactorRequest>,
+) -> AppResult<HttpResponse> {
+    let user = account::set_email_second_factor(&state, caller.user, body.0.enabled, &body.0.password).await?;
+    Ok(HttpResponse::Ok().json(user))
 }

@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 use super::{
     client::client_info,
     extract::{AuthUser, JsonBody, OptionalJsonBody, bearer_token},
+    rate_limit::IpBudget,
     token_response::{cleared_refresh_cookie, refresh_cookie_value, token_response},
 };
 use crate::{
     domain::{EmailAddress, Password, is_code_shaped},
     error::{AppError, AppResult, FieldError},
-    services::{AppState, account, login, refresh, registration, users::parse_name},
+    services::{AppState, account, login, login::LoginOutcome, refresh, registration, users::parse_name},
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -82,6 +83,7 @@ pub fn parse_code(code: &str) -> AppResult<&str> {
     responses((status = 202, body = StatusResponse), (status = 422, body = crate::error::Problem)))]
 pub async fn register(
     state: web::Data<AppState>,
+    _: IpBudget,
     body: JsonBody<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.0;
@@ -104,11 +106,11 @@ pub async fn register(
     responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::error::Problem)))]
 pub async fn verify_email(
     state: web::Data<AppState>,
+    _: IpBudget,
     request: HttpRequest,
     body: JsonBody<VerifyEmailRequest>,
 ) -> AppResult<HttpResponse> {
-    let email = EmailAddress::parse(&body.0.email)
-        .map_err(|message| AppError::validation("email", message))?;
+    let email = EmailAddress::parse(&body.0.email).map_err(|message| AppError::validation("email", message))?;
     let code = parse_code(&body.0.code)?;
     let client = client_info(&request, &state.settings);
     let signed_in = registration::verify_email(&state, &email, code, &client).await?;
@@ -117,16 +119,36 @@ pub async fn verify_email(
 
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginRequest,
-    responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::error::Problem),
-        (status = 403, description = "email_not_verified", body = crate::error::Problem)))]
+    responses((status = 200, description = "a TokenResponse, or a ChallengeResponse when a second factor is on", body = super::token_response::TokenResponse),
+        (status = 401, body = crate::error::Problem), (status = 403, description = "email_not_verified", body = crate::error::Problem),
+        (status = 429, description = "rate_limited or account_locked", body = crate::error::Problem)))]
 pub async fn login(
     state: web::Data<AppState>,
+    _: IpBudget,
     request: HttpRequest,
     body: JsonBody<LoginRequest>,
 ) -> AppResult<HttpResponse> {
     let client = client_info(&request, &state.settings);
-    let signed_in = login::login(&state, &body.0.email, &body.0.password, &client).await?;
-    Ok(token_response(signed_in, &state.settings))
+    match login::login(&state, &body.0.email, &body.0.password, &client).await? {
+        LoginOutcome::SignedIn(signed_in) => Ok(token_response(signed_in, &state.settings)),
+        LoginOutcome::SecondFactor(challenge) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(ChallengeResponse {
+                mfa_required: true,
+                challenge_id: challenge.id,
+                methods: challenge.methods,
+                expires_in: challenge.expires_in,
+            })),
+    }
+}
+
+/// The answer to a password sign-in when a second factor is on: no tokens yet.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChallengeResponse {
+    pub mfa_required: bool,
+    pub challenge_id: uuid::Uuid,
+    pub methods: Vec<&'static str>,
+    pub expires_in: u64,
 }
 
 /// Rotate a refresh token (from the body, or the cookie when the body is absent, empty or `{}`).

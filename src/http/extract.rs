@@ -69,8 +69,7 @@ fn is_json_content_type(request: &HttpRequest) -> bool {
         .and_then(|value| value.split(';').next())
         .map(|essence| {
             let essence = essence.trim().to_ascii_lowercase();
-            essence == "application/json"
-                || (essence.starts_with("application/") && essence.ends_with("+json"))
+            essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -115,13 +114,9 @@ fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError
                 };
                 return AppError::validation(&field, "is required");
             }
-            let expected = message.split_once(", expected ").map(|(_, expected)| {
-                expected
-                    .split(" at line")
-                    .next()
-                    .unwrap_or(expected)
-                    .to_owned()
-            });
+            let expected = message
+                .split_once(", expected ")
+                .map(|(_, expected)| expected.split(" at line").next().unwrap_or(expected).to_owned());
             let field = if path == "." { "body".to_owned() } else { path };
             let message = match expected {
                 Some(expected) if !expected.contains('"') => {
@@ -131,9 +126,7 @@ fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError
             };
             AppError::ValidationFailed(vec![FieldError::new(&field, message)])
         }
-        Category::Syntax | Category::Eof | Category::Io => {
-            AppError::MalformedRequest(position(&inner))
-        }
+        Category::Syntax | Category::Eof | Category::Io => AppError::MalformedRequest(position(&inner)),
     }
 }
 
@@ -147,13 +140,10 @@ pub struct AuthUser {
 
 impl AuthUser {
     pub fn from_token(state: &AppState, token: &str) -> Result<Self, AppError> {
-        let claims = state
-            .access_tokens
-            .verify(token)
-            .map_err(|error| match error {
-                AccessTokenError::Expired => AppError::TokenExpired,
-                AccessTokenError::Invalid => AppError::Unauthorized,
-            })?;
+        let claims = state.access_tokens.verify(token).map_err(|error| match error {
+            AccessTokenError::Expired => AppError::TokenExpired,
+            AccessTokenError::Invalid => AppError::Unauthorized,
+        })?;
         if state.views.revoked.contains(&claims.sid) {
             return Err(AppError::SessionRevoked);
         }
@@ -166,11 +156,7 @@ impl AuthUser {
 
 /// The token of an `Authorization: Bearer` header, if there is one.
 pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

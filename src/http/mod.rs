@@ -3,11 +3,14 @@
 pub mod account;
 pub mod auth;
 pub mod client;
+pub mod codes;
+pub mod console;
 pub mod docs;
 pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod problems;
+pub mod rate_limit;
 pub mod realtime;
 pub mod routes;
 pub mod sessions;

@@ -50,12 +50,7 @@ pub async fn upgrade(
 ) -> AppResult<HttpResponse> {
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
-        if !state
-            .settings
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed == origin)
-        {
+        if !state.settings.allowed_origins.iter().any(|allowed| allowed == origin) {
             return Err(AppError::OriginNotAllowed);
         }
     }
@@ -64,9 +59,7 @@ pub async fn upgrade(
         (caller.user, caller.session)
     } else if let Some(ticket) = &query.ticket {
         if !ws_session::is_upgrade(&request) {
-            return Err(AppError::MalformedRequest(
-                "a WebSocket upgrade is expected".to_owned(),
-            ));
+            return Err(AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()));
         }
         tickets::redeem(&state, ticket).await?
     } else {
@@ -80,13 +73,6 @@ pub async fn upgrade(
         .await?
         .filter(|model| model.revoked_at.is_none())
         .ok_or(AppError::SessionRevoked)?;
-    ws_session::start(
-        &request,
-        stream,
-        state.clone(),
-        user,
-        session,
-        live.expires_at,
-    )
-    .map_err(|_| AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()))
+    ws_session::start(&request, stream, state.clone(), user, session, live.expires_at)
+        .map_err(|_| AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()))
 }

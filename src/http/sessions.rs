@@ -27,11 +27,7 @@ pub async fn list(state: web::Data<AppState>, caller: AuthUser) -> AppResult<Htt
 #[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("bearer" = [])))]
-pub async fn revoke(
-    state: web::Data<AppState>,
-    caller: AuthUser,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
+pub async fn revoke(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> AppResult<HttpResponse> {
     let target = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;
     account::revoke_session(&state, caller.user, target).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -31,11 +31,7 @@ pub struct TokenResponse {
 }
 
 pub fn token_response(signed_in: SignedIn, settings: &Settings) -> HttpResponse {
-    let cookie = refresh_cookie(
-        &signed_in.refresh_token,
-        signed_in.refresh_expires_in,
-        settings,
-    );
+    let cookie = refresh_cookie(&signed_in.refresh_token, signed_in.refresh_expires_in, settings);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .cookie(cookie)

@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use actix::Addr;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use uuid::Uuid;
@@ -129,9 +127,7 @@ impl EventBus {
             .as_ref()
             .clone()
             .application_name(&listener_name(self.node));
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with(options);
+        let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(options);
         let (manager, node) = (self.manager.clone(), self.node);
         tokio::spawn(async move {
             loop {

@@ -28,21 +28,10 @@ pub struct SessionCreated {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    Hello {
-        session_id: Uuid,
-        user_id: Uuid,
-    },
-    SessionRevoked {
-        session_id: Uuid,
-        reason: RevocationReason,
-    },
-    SessionCreated {
-        session: SessionSummary,
-    },
-    SessionEnded {
-        session_id: Uuid,
-        reason: RevocationReason,
-    },
+    Hello { session_id: Uuid, user_id: Uuid },
+    SessionRevoked { session_id: Uuid, reason: RevocationReason },
+    SessionCreated { session: SessionSummary },
+    SessionEnded { session_id: Uuid, reason: RevocationReason },
 }
 
 impl ServerMessage {

@@ -33,10 +33,7 @@ impl RevokedSessions {
 
     /// Marks a session ended until `forget_at`; true when it was not marked before.
     pub fn insert(&self, session: Uuid, forget_at: DateTime<Utc>) -> bool {
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         entries.insert(session, forget_at).is_none()
     }
 
@@ -49,10 +46,7 @@ impl RevokedSessions {
 
     /// Drops entries whose tokens have all expired.
     pub fn prune(&self, now: DateTime<Utc>) {
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         entries.retain(|_, forget_at| *forget_at > now);
     }
 
@@ -90,20 +84,12 @@ pub struct LocalPresenceView {
 impl LocalPresence {
     pub fn new() -> (Self, LocalPresenceView) {
         let counts = Arc::new(RwLock::new(HashMap::new()));
-        (
-            Self {
-                counts: counts.clone(),
-            },
-            LocalPresenceView { counts },
-        )
+        (Self { counts: counts.clone() }, LocalPresenceView { counts })
     }
 
     /// Counts one more socket; true when the session just came online here.
     pub fn add(&self, session: Uuid) -> bool {
-        let mut counts = self
-            .counts
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts = self.counts.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = counts.entry(session).or_insert(0);
         *count += 1;
         *count == 1
@@ -111,10 +97,7 @@ impl LocalPresence {
 
     /// Counts one socket fewer; true when the session just went offline here.
     pub fn remove(&self, session: Uuid) -> bool {
-        let mut counts = self
-            .counts
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts = self.counts.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         match counts.get_mut(&session) {
             Some(count) if *count > 1 => {
                 *count -= 1;

@@ -7,8 +7,7 @@ use std::{collections::HashSet, time::Duration};
 use chrono::{DateTime, Utc};
 use entity::session_presence;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, sea_query::OnConflict,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -44,11 +43,7 @@ impl PresenceWriter {
     }
 }
 
-async fn write_changes(
-    database: DatabaseConnection,
-    node: Uuid,
-    mut changes: mpsc::UnboundedReceiver<Change>,
-) {
+async fn write_changes(database: DatabaseConnection, node: Uuid, mut changes: mpsc::UnboundedReceiver<Change>) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut online: HashSet<Uuid> = HashSet::new();
     loop {
@@ -77,12 +72,7 @@ async fn write_changes(
     }
 }
 
-async fn upsert(
-    database: &DatabaseConnection,
-    node: Uuid,
-    session: Uuid,
-    user: Uuid,
-) -> Result<(), DbErr> {
+async fn upsert(database: &DatabaseConnection, node: Uuid, session: Uuid, user: Uuid) -> Result<(), DbErr> {
     session_presence::Entity::insert(session_presence::ActiveModel {
         node_id: Set(node),
         session_id: Set(session),
@@ -90,23 +80,16 @@ async fn upsert(
         seen_at: Set(crate::services::now()),
     })
     .on_conflict(
-        OnConflict::columns([
-            session_presence::Column::NodeId,
-            session_presence::Column::SessionId,
-        ])
-        .update_column(session_presence::Column::SeenAt)
-        .to_owned(),
+        OnConflict::columns([session_presence::Column::NodeId, session_presence::Column::SessionId])
+            .update_column(session_presence::Column::SeenAt)
+            .to_owned(),
     )
     .exec(database)
     .await
     .map(|_| ())
 }
 
-async fn refresh(
-    database: &DatabaseConnection,
-    node: Uuid,
-    online: &HashSet<Uuid>,
-) -> Result<(), DbErr> {
+async fn refresh(database: &DatabaseConnection, node: Uuid, online: &HashSet<Uuid>) -> Result<(), DbErr> {
     if !online.is_empty() {
         session_presence::Entity::update_many()
             .col_expr(
@@ -119,10 +102,7 @@ async fn refresh(
     }
     // Rows of nodes gone for an hour are of no use to anyone.
     session_presence::Entity::delete_many()
-        .filter(
-            session_presence::Column::SeenAt
-                .lt(crate::services::now() - chrono::Duration::hours(1)),
-        )
+        .filter(session_presence::Column::SeenAt.lt(crate::services::now() - chrono::Duration::hours(1)))
         .exec(database)
         .await?;
     Ok(())

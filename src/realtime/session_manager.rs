@@ -66,16 +66,12 @@ pub struct ManagerViews {
 }
 
 impl SessionManager {
-    pub fn new(
-        access_token_life: Duration,
-        shared_presence: PresenceWriter,
-    ) -> (Self, ManagerViews) {
+    pub fn new(access_token_life: Duration, shared_presence: PresenceWriter) -> (Self, ManagerViews) {
         let (revoked, revoked_view) = RevokedSessions::new();
         let (presence, presence_view) = LocalPresence::new();
-        let remember_for = chrono::Duration::from_std(
-            access_token_life + Duration::from_secs(crate::tokens::LEEWAY_SECONDS),
-        )
-        .unwrap_or(chrono::Duration::days(1));
+        let remember_for =
+            chrono::Duration::from_std(access_token_life + Duration::from_secs(crate::tokens::LEEWAY_SECONDS))
+                .unwrap_or(chrono::Duration::days(1));
         let manager = Self {
             revoked,
             presence,

@@ -9,9 +9,7 @@ use std::{
 use actix::prelude::*;
 use actix_http::ws::Item;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_web_actors::ws::{
-    self, CloseCode, CloseReason, Message, ProtocolError, WebsocketContext,
-};
+use actix_web_actors::ws::{self, CloseCode, CloseReason, Message, ProtocolError, WebsocketContext};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -104,20 +102,13 @@ impl WsSession {
 
     /// Ends the session when it reaches its absolute life; the revocation reaches every device of it.
     fn watch_expiry(&self, context: &mut WebsocketContext<Self>) {
-        let remaining = (self.expires_at - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
+        let remaining = (self.expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         context.run_later(remaining, |actor, _| {
             let state = actor.state.clone();
             let (user, session) = (actor.user, actor.session);
             actix::spawn(async move {
-                if let Err(error) = revocation::end_sessions(
-                    &state,
-                    user,
-                    Scope::One(session),
-                    RevocationReason::Expired,
-                )
-                .await
+                if let Err(error) =
+                    revocation::end_sessions(&state, user, Scope::One(session), RevocationReason::Expired).await
                 {
                     tracing::error!(%error, "cannot end an expired session");
                 }
@@ -160,11 +151,7 @@ impl Actor for WsSession {
                     };
                     context.text(hello.to_json());
                 } else {
-                    Self::close(
-                        context,
-                        CloseCode::Other(SESSION_ENDED_CLOSE_CODE),
-                        "session_revoked",
-                    );
+                    Self::close(context, CloseCode::Other(SESSION_ENDED_CLOSE_CODE), "session_revoked");
                 }
                 fut::ready(())
             })
@@ -192,11 +179,7 @@ impl Handler<Push> for WsSession {
             Push::Text(text) => context.text(text),
             Push::Revoked(text) => {
                 context.text(text);
-                Self::close(
-                    context,
-                    CloseCode::Other(SESSION_ENDED_CLOSE_CODE),
-                    "session_revoked",
-                );
+                Self::close(context, CloseCode::Other(SESSION_ENDED_CLOSE_CODE), "session_revoked");
             }
         }
     }
@@ -237,9 +220,7 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
                     self.fragment_bytes = 0;
                 }
             },
-            Err(ProtocolError::Overflow) => {
-                Self::close(context, CloseCode::Size, "message too big")
-            }
+            Err(ProtocolError::Overflow) => Self::close(context, CloseCode::Size, "message too big"),
             Err(ProtocolError::Io(error)) if error.to_string().contains("utf-8") => {
                 Self::close(context, CloseCode::Invalid, "invalid utf-8")
             }

@@ -5,7 +5,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, 
 use uuid::Uuid;
 
 use super::{
-    AppState, now,
+    AppState, login, now,
     refresh::session_of,
     revocation::{self, Scope},
     users,
@@ -19,13 +19,7 @@ use crate::{
 /// Ends the session a refresh token belongs to (a cookie logout).
 pub async fn logout_with_refresh_token(state: &AppState, token: &str) -> AppResult<()> {
     let (_, owner) = session_of(state, token).await?;
-    revocation::end_sessions(
-        state,
-        owner.user_id,
-        Scope::One(owner.id),
-        RevocationReason::Logout,
-    )
-    .await?;
+    revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Logout).await?;
     Ok(())
 }
 
@@ -34,12 +28,7 @@ pub async fn logout(state: &AppState, user: Uuid, session: Uuid) -> AppResult<()
     Ok(())
 }
 
-pub async fn logout_all(
-    state: &AppState,
-    user: Uuid,
-    session: Uuid,
-    keep_current: bool,
-) -> AppResult<()> {
+pub async fn logout_all(state: &AppState, user: Uuid, session: Uuid, keep_current: bool) -> AppResult<()> {
     let scope = if keep_current {
         Scope::AllExcept(session)
     } else {
@@ -51,35 +40,11 @@ pub async fn logout_all(
 
 /// Ends one of the caller's sessions; anyone else's id is `not_found`.
 pub async fn revoke_session(state: &AppState, user: Uuid, target: Uuid) -> AppResult<()> {
-    let ended =
-        revocation::end_sessions(state, user, Scope::One(target), RevocationReason::Revoked)
-            .await?;
+    let ended = revocation::end_sessions(state, user, Scope::One(target), RevocationReason::Revoked).await?;
     if ended.is_empty() {
         Err(AppError::NotFound)
     } else {
         Ok(())
-    }
-}
-
-/// Checks the current password of a signed-in user.
-async fn confirm_password(
-    state: &AppState,
-    account: &user::Model,
-    password: &str,
-) -> AppResult<()> {
-    let Some(password) = Password::for_login(password) else {
-        state.passwords.verify_dummy().await?;
-        return Err(AppError::InvalidPassword);
-    };
-    if state
-        .passwords
-        .verify(&account.password_hash, &password)
-        .await?
-        .matches
-    {
-        Ok(())
-    } else {
-        Err(AppError::InvalidPassword)
     }
 }
 
@@ -92,28 +57,35 @@ pub async fn change_password(
     new_password: &Password,
 ) -> AppResult<()> {
     let account = users::current(state, user).await?;
-    confirm_password(state, &account, current_password).await?;
+    login::confirm_password(state, &account, current_password).await?;
     let password_hash = state.passwords.hash(new_password).await?;
+    let at = now();
     let email = account.email.clone();
+    let transaction = state.database.begin().await?;
     let mut active = account.into_active_model();
     active.password_hash = Set(password_hash);
-    active.updated_at = Set(now());
-    active.update(&state.database).await?;
-    revocation::end_sessions(
-        state,
+    active.updated_at = Set(at);
+    active.update(&transaction).await?;
+    let event = revocation::record(
+        &state.bus,
+        &transaction,
         user,
         Scope::AllExcept(session),
         RevocationReason::PasswordChanged,
+        at,
     )
     .await?;
-    state.mailer.send(&email, Mail::PasswordChanged);
+    state.mailer.queue(&transaction, &email, &Mail::PasswordChanged).await?;
+    transaction.commit().await?;
+    state.mailer.wake();
+    state.bus.sessions_revoked(event).await;
     Ok(())
 }
 
 /// Deletes the account and its data after ending every session.
 pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> AppResult<()> {
     let account = users::current(state, user).await?;
-    confirm_password(state, &account, password).await?;
+    login::confirm_password(state, &account, password).await?;
     let transaction = state.database.begin().await?;
     let event = revocation::record(
         &state.bus,
@@ -128,4 +100,20 @@ pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> App
     transaction.commit().await?;
     state.bus.sessions_revoked(event).await;
     Ok(())
+}
+
+/// Turns the email second factor on or off; needs the password.
+pub async fn set_email_second_factor(
+    state: &AppState,
+    user: Uuid,
+    enabled: bool,
+    password: &str,
+) -> AppResult<users::UserView> {
+    let account = users::current(state, user).await?;
+    login::confirm_password(state, &account, password).await?;
+    let mut active = account.into_active_model();
+    active.mfa_email_otp = Set(enabled);
+    active.updated_at = Set(now());
+    let updated = active.update(&state.database).await?;
+    Ok(users::UserView::from(&updated))
 }

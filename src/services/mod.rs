@@ -1,12 +1,14 @@
 //! Domain logic over the database. Services return plain values and `AppError`; they never touch HTTP.
 
 pub mod account;
+pub mod codes;
 pub mod login;
 pub mod otp;
 pub mod refresh;
 pub mod registration;
 pub mod revocation;
 pub mod sessions;
+pub mod throttle;
 pub mod tickets;
 pub mod users;
 

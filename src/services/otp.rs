@@ -37,16 +37,8 @@ pub fn generate_code() -> String {
     }
 }
 
-fn code_hash(
-    state: &AppState,
-    user: Uuid,
-    purpose: OtpPurpose,
-    challenge: Option<Uuid>,
-    code: &str,
-) -> String {
-    let challenge = challenge
-        .map(|id| id.as_bytes().to_vec())
-        .unwrap_or_default();
+fn code_hash(state: &AppState, user: Uuid, purpose: OtpPurpose, challenge: Option<Uuid>, code: &str) -> String {
+    let challenge = challenge.map(|id| id.as_bytes().to_vec()).unwrap_or_default();
     hex(&state.otp_keys.mac(&[
         user.as_bytes(),
         purpose.as_str().as_bytes(),
@@ -108,21 +100,14 @@ pub async fn consume(
     if let Some(challenge) = challenge {
         query = query.filter(otp::Column::ChallengeId.eq(challenge));
     }
-    let Some(stored) = query
-        .order_by_desc(otp::Column::CreatedAt)
-        .one(&state.database)
-        .await?
-    else {
+    let Some(stored) = query.order_by_desc(otp::Column::CreatedAt).one(&state.database).await? else {
         return Err(AppError::OtpInvalid);
     };
     check_usable(state, &stored, at)?;
 
     let maximum = i32::try_from(state.settings.otp_max_attempts).unwrap_or(i32::MAX);
     let reserved = otp::Entity::update_many()
-        .col_expr(
-            otp::Column::Attempts,
-            Expr::col(otp::Column::Attempts).add(1),
-        )
+        .col_expr(otp::Column::Attempts, Expr::col(otp::Column::Attempts).add(1))
         .filter(otp::Column::Id.eq(stored.id))
         .filter(otp::Column::ConsumedAt.is_null())
         .filter(otp::Column::Attempts.lt(maximum))

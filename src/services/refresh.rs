@@ -18,10 +18,7 @@ use crate::{
 };
 
 /// The live session a refresh token belongs to, or why there is none.
-pub async fn session_of(
-    state: &AppState,
-    token: &str,
-) -> AppResult<(refresh_token::Model, session::Model)> {
+pub async fn session_of(state: &AppState, token: &str) -> AppResult<(refresh_token::Model, session::Model)> {
     if !is_well_formed(token) {
         return Err(AppError::RefreshTokenInvalid);
     }
@@ -42,13 +39,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let (stored, owner) = session_of(state, token).await?;
     let at = now();
     if sessions::is_expired(state, &owner, at) {
-        revocation::end_sessions(
-            state,
-            owner.user_id,
-            Scope::One(owner.id),
-            RevocationReason::Expired,
-        )
-        .await?;
+        revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Expired).await?;
         return Err(AppError::SessionExpired);
     }
     let user = user::Entity::find_by_id(owner.user_id)
@@ -102,12 +93,10 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
     )
     .await?;
     if !ended.is_empty() {
-        state.mailer.send(
-            &user.email,
-            Mail::RefreshTokenReused {
-                device: owner.device.clone(),
-            },
-        );
+        let mail = Mail::RefreshTokenReused {
+            device: owner.device.clone(),
+        };
+        state.mailer.send(&state.database, &user.email, &mail).await?;
     }
     Err(AppError::RefreshTokenReused)
 }

@@ -1,13 +1,14 @@
 //! Registration and email verification, answering alike whether or not the address is taken.
 
-use entity::user;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use entity::{otp as otp_entity, user};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
-    AppState, ClientInfo, now,
+    AppState, ClientInfo, codes, now,
     otp::{self, Binding},
     sessions::{self, SignedIn},
+    throttle::{self, ThrottleKey},
 };
 use crate::{
     domain::{EmailAddress, OtpPurpose, Password},
@@ -16,8 +17,9 @@ use crate::{
 };
 
 /// Registers `email`. A new or unverified address gets a code bound to this request's password and name
-/// (verifying with it sets them); a verified owner gets a notice instead. The caller answers the same in
-/// every case, and the password is hashed in every case so the time is the same too.
+/// (verifying with it sets them); a verified owner gets a notice instead. Inside the address's mail
+/// cooldown nothing changes and nothing is sent. The password is hashed in every case, so every answer
+/// takes the same time.
 pub async fn register(
     state: &AppState,
     email: &EmailAddress,
@@ -25,8 +27,7 @@ pub async fn register(
     name: Option<String>,
 ) -> AppResult<()> {
     let password_hash = state.passwords.hash(password).await?;
-    let existing = find_by_email(state, email).await?;
-    let user = match existing {
+    let user = match find_by_email(state, email).await? {
         Some(user) => user,
         None => {
             let created_at = now();
@@ -49,32 +50,46 @@ pub async fn register(
                 .ok_or_else(|| AppError::Internal("registered user vanished".to_owned()))?
         }
     };
-    if user.email_verified_at.is_some() {
-        state.mailer.send(email.as_str(), Mail::AlreadyRegistered);
+    if !throttle::take_mail_slot(state, &ThrottleKey::code(OtpPurpose::VerifyEmail, email.as_str())).await? {
         return Ok(());
     }
     let transaction = state.database.begin().await?;
-    let code = otp::issue(
-        state,
-        &transaction,
-        user.id,
-        OtpPurpose::VerifyEmail,
-        None,
-        Binding {
+    if user.email_verified_at.is_some() {
+        state
+            .mailer
+            .queue(&transaction, email.as_str(), &Mail::AlreadyRegistered)
+            .await?;
+    } else {
+        let binding = Binding {
             password_hash: Some(password_hash),
             name,
-        },
-    )
-    .await?;
+        };
+        let code = otp::issue(state, &transaction, user.id, OtpPurpose::VerifyEmail, None, binding).await?;
+        let minutes = state.settings.otp_ttl.as_secs() / 60;
+        state
+            .mailer
+            .queue(&transaction, email.as_str(), &Mail::VerifyEmail { code, minutes })
+            .await?;
+    }
     transaction.commit().await?;
-    state.mailer.send(
-        email.as_str(),
-        Mail::VerifyEmail {
-            code,
-            minutes: state.settings.otp_ttl.as_secs() / 60,
-        },
-    );
+    state.mailer.wake();
     Ok(())
+}
+
+/// The binding of the newest registration of an unverified user, for a code sent again on request.
+pub async fn pending_binding(state: &AppState, user: Uuid) -> AppResult<Binding> {
+    let pending = otp_entity::Entity::find()
+        .filter(otp_entity::Column::UserId.eq(user))
+        .filter(otp_entity::Column::Purpose.eq(OtpPurpose::VerifyEmail.as_str()))
+        .order_by_desc(otp_entity::Column::CreatedAt)
+        .one(&state.database)
+        .await?;
+    Ok(pending
+        .map(|row| Binding {
+            password_hash: row.password_hash,
+            name: row.name,
+        })
+        .unwrap_or_default())
 }
 
 /// Confirms the address with its code, applies the password and name bound to that code, and signs the
@@ -85,10 +100,17 @@ pub async fn verify_email(
     code: &str,
     client: &ClientInfo,
 ) -> AppResult<SignedIn> {
-    let user = find_by_email(state, email)
-        .await?
-        .ok_or(AppError::OtpInvalid)?;
-    let used = otp::consume(state, user.id, OtpPurpose::VerifyEmail, None, code).await?;
+    let user = find_by_email(state, email).await?;
+    let used = codes::check(
+        state,
+        email.as_str(),
+        user.as_ref().map(|user| user.id),
+        OtpPurpose::VerifyEmail,
+        None,
+        code,
+    )
+    .await?;
+    let user = user.ok_or(AppError::OtpInvalid)?;
     let at = now();
     let mut active: user::ActiveModel = user.clone().into();
     if user.email_verified_at.is_none() {
@@ -103,10 +125,7 @@ pub async fn verify_email(
     sessions::sign_in(state, &user, client).await
 }
 
-pub async fn find_by_email(
-    state: &AppState,
-    email: &EmailAddress,
-) -> AppResult<Option<user::Model>> {
+pub async fn find_by_email(state: &AppState, email: &EmailAddress) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&state.database)

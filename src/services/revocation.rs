@@ -79,14 +79,12 @@ pub async fn record(
     if event.sessions.is_empty() {
         return Ok(event);
     }
-    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| {
-        session_revocation::ActiveModel {
-            id: NotSet,
-            session_id: Set(*session),
-            user_id: Set(user),
-            reason: Set(reason.as_str().to_owned()),
-            revoked_at: Set(at),
-        }
+    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| session_revocation::ActiveModel {
+        id: NotSet,
+        session_id: Set(*session),
+        user_id: Set(user),
+        reason: Set(reason.as_str().to_owned()),
+        revoked_at: Set(at),
     }))
     .exec(transaction)
     .await?;
@@ -127,14 +125,9 @@ pub async fn end_expired(state: &AppState) -> AppResult<usize> {
         .await?;
     let mut ended = 0;
     for model in expired {
-        ended += end_sessions(
-            state,
-            model.user_id,
-            Scope::One(model.id),
-            RevocationReason::Expired,
-        )
-        .await?
-        .len();
+        ended += end_sessions(state, model.user_id, Scope::One(model.id), RevocationReason::Expired)
+            .await?
+            .len();
     }
     Ok(ended)
 }

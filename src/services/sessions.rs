@@ -2,10 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -64,11 +61,7 @@ pub fn is_expired(state: &AppState, model: &session::Model, at: DateTime<Utc>) -
 }
 
 /// Starts a session for a verified user on the calling device and answers its first token pair.
-pub async fn sign_in(
-    state: &AppState,
-    user: &user::Model,
-    client: &ClientInfo,
-) -> AppResult<SignedIn> {
+pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
     let created_at = now();
     let device = device_label(&client.user_agent);
     let known_devices = session::Entity::find()
@@ -109,6 +102,14 @@ pub async fn sign_in(
     .exec(&transaction)
     .await?;
     insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
+    if any_sessions > 0 && known_devices == 0 {
+        let mail = Mail::NewSignIn {
+            device: model.device.clone(),
+            ip: model.ip.clone(),
+            at: created_at,
+        };
+        state.mailer.queue(&transaction, &user.email, &mail).await?;
+    }
     let announcement = SessionCreated {
         user: user.id,
         session: SessionSummary::new(&model, false, false),
@@ -118,21 +119,8 @@ pub async fn sign_in(
         .notify_in_transaction(&transaction, BusMessage::Created(announcement.clone()))
         .await?;
     transaction.commit().await?;
-
-    if any_sessions > 0 && known_devices == 0 {
-        state.mailer.send(
-            &user.email,
-            Mail::NewSignIn {
-                device: model.device.clone(),
-                ip: model.ip.clone(),
-                at: created_at,
-            },
-        );
-    }
-    state.bus.session_created(SessionCreated {
-        user: user.id,
-        session: SessionSummary::new(&model, false, false),
-    });
+    state.mailer.wake();
+    state.bus.session_created(announcement);
     token_pair(state, user, &model, refresh_token, created_at)
 }
 
@@ -162,10 +150,7 @@ pub fn token_pair(
     refresh_token: String,
     at: DateTime<Utc>,
 ) -> AppResult<SignedIn> {
-    let (access_token, expires_in) =
-        state
-            .access_tokens
-            .issue(user.id, model.id, model.expires_at, at)?;
+    let (access_token, expires_in) = state.access_tokens.issue(user.id, model.id, model.expires_at, at)?;
     Ok(SignedIn {
         user: UserView::from(user),
         session_id: model.id,
@@ -185,10 +170,7 @@ pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<
         .order_by_desc(session::Column::CreatedAt)
         .all(&state.database)
         .await?;
-    let live: Vec<&session::Model> = models
-        .iter()
-        .filter(|model| !is_expired(state, model, at))
-        .collect();
+    let live: Vec<&session::Model> = models.iter().filter(|model| !is_expired(state, model, at)).collect();
     let ids: Vec<Uuid> = live.iter().map(|model| model.id).collect();
     let elsewhere = presence::online_elsewhere(&state.database, &ids, at).await?;
     Ok(live

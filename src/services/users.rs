@@ -66,11 +66,7 @@ pub fn parse_name(raw: Option<&str>) -> Result<Option<String>, &'static str> {
     Ok(Some(name.to_owned()))
 }
 
-pub async fn update_name(
-    state: &AppState,
-    user: Uuid,
-    name: Option<String>,
-) -> AppResult<UserView> {
+pub async fn update_name(state: &AppState, user: Uuid, name: Option<String>) -> AppResult<UserView> {
     let model = current(state, user).await?;
     let mut active = model.into_active_model();
     active.name = Set(name);

@@ -34,11 +34,7 @@ async fn a_revocation_on_one_node_closes_the_socket_and_refuses_the_token_on_the
     let mut phone_socket = node_a.socket(&phone.access).await;
 
     let response = node_a
-        .delete_authed(
-            &format!("/api/auth/sessions/{}", laptop.session),
-            &phone.access,
-            None,
-        )
+        .delete_authed(&format!("/api/auth/sessions/{}", laptop.session), &phone.access, None)
         .await;
     assert_eq!(response.status(), 204);
     let answered = Instant::now();
@@ -63,10 +59,7 @@ async fn a_revocation_on_one_node_closes_the_socket_and_refuses_the_token_on_the
         "session_revoked",
     )
     .await;
-    assert!(
-        told < Duration::from_secs(1),
-        "node B was told after {told:?}"
-    );
+    assert!(told < Duration::from_secs(1), "node B was told after {told:?}");
     let ended = phone_socket.next_json().await;
     assert_eq!(ended["type"], "session_ended");
 }
@@ -76,13 +69,7 @@ async fn a_revocation_on_one_node_closes_the_socket_and_refuses_the_token_on_the
 async fn a_token_is_refused_on_the_other_node_within_100_ms() {
     let (node_a, node_b) = two_nodes().await;
     let (_, tokens) = node_a.user_with_session().await;
-    assert_eq!(
-        node_b
-            .get_authed("/api/users/me", &tokens.access)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(node_b.get_authed("/api/users/me", &tokens.access).await.status(), 200);
     assert_eq!(
         node_a
             .post_authed("/api/auth/logout", &tokens.access, None)
@@ -92,10 +79,7 @@ async fn a_token_is_refused_on_the_other_node_within_100_ms() {
     );
     let answered = Instant::now();
     loop {
-        let status = node_b
-            .get_authed("/api/users/me", &tokens.access)
-            .await
-            .status();
+        let status = node_b.get_authed("/api/users/me", &tokens.access).await.status();
         if status == 401 {
             break;
         }
@@ -143,9 +127,7 @@ async fn presence_and_new_sign_ins_cross_nodes() {
     assert_eq!(created["session"]["id"], phone.session.as_str());
     socket.assert_quiet().await;
 
-    socket
-        .send(tokio_tungstenite::tungstenite::Message::Close(None))
-        .await;
+    socket.send(tokio_tungstenite::tungstenite::Message::Close(None)).await;
     let _ = socket.close_code(Duration::from_secs(5)).await;
     crate::realtime::wait_for_online(&node_a, &laptop.access, &laptop.session, false).await;
 }
@@ -165,7 +147,9 @@ async fn a_crashed_nodes_presence_goes_stale() {
             [
                 uuid::Uuid::now_v7().into(),
                 uuid::Uuid::parse_str(&tokens.session).unwrap().into(),
-                uuid::Uuid::parse_str(tokens.body["user"]["id"].as_str().unwrap()).unwrap().into(),
+                uuid::Uuid::parse_str(tokens.body["user"]["id"].as_str().unwrap())
+                    .unwrap()
+                    .into(),
                 seen_at.into(),
             ],
         ))
@@ -189,9 +173,7 @@ async fn a_node_that_lost_its_listening_connection_catches_up() {
 
     let database = Database::connect(&node_a.database_url).await.unwrap();
     let name = authd::realtime::bus::listener_name(node_b.application_state.bus.node());
-    let listeners = |sql: &'static str| {
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, [name.clone().into()])
-    };
+    let listeners = |sql: &'static str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [name.clone().into()]);
     let killed = database
         .query_all_raw(listeners(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
@@ -209,10 +191,7 @@ async fn a_node_that_lost_its_listening_connection_catches_up() {
         .unwrap()
         .is_empty()
     {
-        assert!(
-            Instant::now() < deadline,
-            "the listening connection did not go away"
-        );
+        assert!(Instant::now() < deadline, "the listening connection did not go away");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(

@@ -26,10 +26,7 @@ fn production_refuses_a_weak_secret_and_names_it_without_its_value() {
     let output = authd(&[
         ("APP_ENV", "production"),
         ("JWT_ACCESS_SECRET", WEAK),
-        (
-            "OTP_SECRET",
-            "an-otp-secret-that-is-long-enough-for-production",
-        ),
+        ("OTP_SECRET", "an-otp-secret-that-is-long-enough-for-production"),
         ("SMTP_URL", "smtp://127.0.0.1:1"),
     ]);
     assert!(!output.status.success());
@@ -37,10 +34,7 @@ fn production_refuses_a_weak_secret_and_names_it_without_its_value() {
     assert!(stderr.contains("JWT_ACCESS_SECRET"), "{stderr}");
     assert!(!stderr.contains(WEAK), "the secret was printed: {stderr}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains(WEAK));
-    assert!(
-        !stderr.contains("OTP_SECRET"),
-        "a good secret was reported: {stderr}"
-    );
+    assert!(!stderr.contains("OTP_SECRET"), "a good secret was reported: {stderr}");
 }
 
 #[test]

@@ -40,12 +40,7 @@ async fn login_answers_a_token_pair_for_a_new_session() {
 #[actix_web::test]
 async fn malformed_email_or_oversized_password_at_login_is_just_invalid_credentials() {
     let app = spawn_app().await;
-    assert_problem(
-        app.login("not-an-email", PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    assert_problem(app.login("not-an-email", PASSWORD).await, 401, "invalid_credentials").await;
     assert_problem(
         app.login(&unique_email(), &"x".repeat(129)).await,
         401,
@@ -61,11 +56,8 @@ async fn malformed_email_or_oversized_password_at_login_is_just_invalid_credenti
     )
     .await;
     assert_problem(
-        app.post_json(
-            "/api/auth/login",
-            &json!({"email": 5, "password": PASSWORD}),
-        )
-        .await,
+        app.post_json("/api/auth/login", &json!({"email": 5, "password": PASSWORD}))
+            .await,
         422,
         "validation_failed",
     )
@@ -77,14 +69,12 @@ async fn a_new_device_mails_a_sign_in_notice() {
     let app = spawn_app().await;
     let (email, _) = app.user_with_session().await;
     let before = app.mail.mails_to(&email).await.len();
-    app.login_as(&email, PASSWORD, crate::helpers::app::SAFARI_IPHONE)
-        .await;
+    app.login_as(&email, PASSWORD, crate::helpers::app::SAFARI_IPHONE).await;
     let notice = app.mail.wait_for_mail(&email, before).await;
     assert_eq!(notice.subject(), "New sign-in to your account");
     assert!(notice.data.contains("Safari on iPhone"), "{}", notice.data);
     // The same device again is not news.
     let before = app.mail.mails_to(&email).await.len();
-    app.login_as(&email, PASSWORD, crate::helpers::app::SAFARI_IPHONE)
-        .await;
+    app.login_as(&email, PASSWORD, crate::helpers::app::SAFARI_IPHONE).await;
     app.mail.assert_no_new_mail(&email, before).await;
 }

@@ -6,19 +6,9 @@ use crate::helpers::spawn_app;
 #[actix_web::test]
 async fn health_endpoints_answer() {
     let app = spawn_app().await;
-    let live = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
+    let live = app.client.get(app.url("/health/live")).send().await.unwrap();
     assert_eq!(live.status(), StatusCode::OK);
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ok");
 }
@@ -26,26 +16,11 @@ async fn health_endpoints_answer() {
 #[actix_web::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let app = spawn_app().await;
-    app.application_state
-        .database
-        .clone()
-        .close()
-        .await
-        .unwrap();
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    app.application_state.database.clone().close().await.unwrap();
+    let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
     crate::helpers::app::assert_problem(ready, 503, "service_unavailable").await;
     assert_eq!(
-        app.client
-            .get(app.url("/health/live"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.client.get(app.url("/health/live")).send().await.unwrap().status(),
         StatusCode::OK
     );
 }

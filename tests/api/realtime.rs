@@ -51,9 +51,7 @@ async fn logout_is_pushed_to_the_session_and_to_the_other_devices() {
     let app = spawn_app().await;
     let (_, laptop, mut laptop_socket, phone, mut phone_socket) = two_devices(&app).await;
     assert_eq!(
-        app.post_authed("/api/auth/logout", &laptop.access, None)
-            .await
-            .status(),
+        app.post_authed("/api/auth/logout", &laptop.access, None).await.status(),
         204
     );
     assert_revoked(&mut laptop_socket, &laptop.session, "logout").await;
@@ -64,12 +62,7 @@ async fn logout_is_pushed_to_the_session_and_to_the_other_devices() {
         "session_revoked",
     )
     .await;
-    assert_eq!(
-        app.get_authed("/api/users/me", &phone.access)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.get_authed("/api/users/me", &phone.access).await.status(), 200);
 }
 
 #[actix_web::test]
@@ -93,10 +86,7 @@ async fn logout_all_is_pushed_to_every_ended_session_and_the_kept_one_hears_of_t
     assert_eq!(response.status(), 204);
     assert_revoked(&mut laptop_socket, &laptop.session, "logout_all").await;
     assert_revoked(&mut phone_socket, &phone.session, "logout_all").await;
-    let mut ended = [
-        tablet_socket.next_json().await,
-        tablet_socket.next_json().await,
-    ];
+    let mut ended = [tablet_socket.next_json().await, tablet_socket.next_json().await];
     ended.sort_by_key(|event| event["session_id"].as_str().unwrap().to_owned());
     let mut expected = vec![laptop.session.clone(), phone.session.clone()];
     expected.sort();
@@ -121,11 +111,7 @@ async fn a_session_revoked_from_another_device_is_told_at_once() {
     let app = spawn_app().await;
     let (_, laptop, mut laptop_socket, phone, mut phone_socket) = two_devices(&app).await;
     let response = app
-        .delete_authed(
-            &format!("/api/auth/sessions/{}", laptop.session),
-            &phone.access,
-            None,
-        )
+        .delete_authed(&format!("/api/auth/sessions/{}", laptop.session), &phone.access, None)
         .await;
     assert_eq!(response.status(), 204);
     assert_revoked(&mut laptop_socket, &laptop.session, "revoked").await;
@@ -144,12 +130,7 @@ async fn refresh_token_reuse_is_pushed() {
     let (_, laptop, mut laptop_socket, _, mut phone_socket) = two_devices(&app).await;
     assert_eq!(app.refresh(&laptop.refresh).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_problem(
-        app.refresh(&laptop.refresh).await,
-        401,
-        "refresh_token_reused",
-    )
-    .await;
+    assert_problem(app.refresh(&laptop.refresh).await, 401, "refresh_token_reused").await;
     assert_revoked(&mut laptop_socket, &laptop.session, "refresh_token_reused").await;
     assert_ended(&mut phone_socket, &laptop.session, "refresh_token_reused").await;
     assert_problem(
@@ -186,11 +167,7 @@ async fn account_deletion_is_pushed_to_every_session() {
     let app = spawn_app().await;
     let (_, laptop, mut laptop_socket, phone, mut phone_socket) = two_devices(&app).await;
     let response = app
-        .delete_authed(
-            "/api/users/me",
-            &phone.access,
-            Some(&json!({"password": PASSWORD})),
-        )
+        .delete_authed("/api/users/me", &phone.access, Some(&json!({"password": PASSWORD})))
         .await;
     assert_eq!(response.status(), 204);
     assert_revoked(&mut laptop_socket, &laptop.session, "revoked").await;
@@ -204,22 +181,14 @@ async fn a_session_reaching_its_absolute_life_is_pushed_as_expired() {
     let expires_at = chrono::Utc::now() + chrono::Duration::seconds(3);
     let event = laptop_socket.next_json().await;
     let late = chrono::Utc::now() - expires_at;
-    assert!(
-        late < chrono::Duration::milliseconds(1000),
-        "told {late} after the end"
-    );
+    assert!(late < chrono::Duration::milliseconds(1000), "told {late} after the end");
     assert_eq!(event["type"], "session_revoked");
     assert_eq!(event["reason"], "expired");
     assert_eq!(laptop_socket.close_code(CLOSE_WAIT).await, 4001);
     // The phone hears of the laptop first (it signed in first), then its own end.
     assert_ended(&mut phone_socket, &laptop.session, "expired").await;
     assert_revoked(&mut phone_socket, &phone.session, "expired").await;
-    assert_problem(
-        app.refresh(&laptop.refresh).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
+    assert_problem(app.refresh(&laptop.refresh).await, 401, "refresh_token_invalid").await;
 }
 
 #[actix_web::test]
@@ -242,10 +211,7 @@ async fn hello_names_the_session_and_user() {
     let (_, tokens) = app.user_with_session().await;
     let ticket = app.ticket(&tokens.access).await;
     let mut socket = app
-        .try_socket(
-            &format!("?ticket={ticket}"),
-            &[("origin", "http://localhost:5000")],
-        )
+        .try_socket(&format!("?ticket={ticket}"), &[("origin", "http://localhost:5000")])
         .await
         .unwrap();
     let hello = socket.next_json().await;
@@ -262,13 +228,7 @@ async fn upgrades_are_refused_before_the_handshake_for_bad_origins_and_credentia
     let bearer = format!("Bearer {}", tokens.access);
 
     let bad_origin = app
-        .try_socket(
-            "",
-            &[
-                ("authorization", &bearer),
-                ("origin", "https://evil.example"),
-            ],
-        )
+        .try_socket("", &[("authorization", &bearer), ("origin", "https://evil.example")])
         .await
         .err()
         .unwrap();
@@ -276,10 +236,7 @@ async fn upgrades_are_refused_before_the_handshake_for_bad_origins_and_credentia
     assert_eq!(bad_origin.body["code"], "origin_not_allowed");
     let ticket = app.ticket(&tokens.access).await;
     let origin_first = app
-        .try_socket(
-            &format!("?ticket={ticket}"),
-            &[("origin", "https://evil.example")],
-        )
+        .try_socket(&format!("?ticket={ticket}"), &[("origin", "https://evil.example")])
         .await
         .err()
         .unwrap();
@@ -288,12 +245,9 @@ async fn upgrades_are_refused_before_the_handshake_for_bad_origins_and_credentia
         "the origin is checked first, and the ticket stays unused"
     );
     assert!(
-        app.try_socket(
-            &format!("?ticket={ticket}"),
-            &[("origin", "http://127.0.0.1:5000")]
-        )
-        .await
-        .is_ok()
+        app.try_socket(&format!("?ticket={ticket}"), &[("origin", "http://127.0.0.1:5000")])
+            .await
+            .is_ok()
     );
 
     let missing = app.try_socket("", &[]).await.err().unwrap();
@@ -301,15 +255,8 @@ async fn upgrades_are_refused_before_the_handshake_for_bad_origins_and_credentia
         (missing.status, missing.body["code"].as_str()),
         (401, Some("unauthorized"))
     );
-    let used = app
-        .try_socket(&format!("?ticket={ticket}"), &[])
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(
-        (used.status, used.body["code"].as_str()),
-        (401, Some("unauthorized"))
-    );
+    let used = app.try_socket(&format!("?ticket={ticket}"), &[]).await.err().unwrap();
+    assert_eq!((used.status, used.body["code"].as_str()), (401, Some("unauthorized")));
     let unknown = app
         .try_socket(&format!("?ticket={}", "x".repeat(43)), &[])
         .await
@@ -333,24 +280,14 @@ async fn upgrades_are_refused_before_the_handshake_for_bad_origins_and_credentia
         ))
         .await
         .unwrap();
-    let expired = app
-        .try_socket(&format!("?ticket={stale}"), &[])
-        .await
-        .err()
-        .unwrap();
+    let expired = app.try_socket(&format!("?ticket={stale}"), &[]).await.err().unwrap();
     assert_eq!(expired.status, 401);
 
     assert_eq!(
-        app.post_authed("/api/auth/logout", &tokens.access, None)
-            .await
-            .status(),
+        app.post_authed("/api/auth/logout", &tokens.access, None).await.status(),
         204
     );
-    let revoked = app
-        .try_socket("", &[("authorization", &bearer)])
-        .await
-        .err()
-        .unwrap();
+    let revoked = app.try_socket("", &[("authorization", &bearer)]).await.err().unwrap();
     assert_eq!(
         (revoked.status, revoked.body["code"].as_str()),
         (401, Some("session_revoked"))
@@ -377,9 +314,7 @@ async fn an_oversized_message_closes_with_1009() {
     let app = spawn_app().await;
     let (_, tokens) = app.user_with_session().await;
     let mut socket = app.socket(&tokens.access).await;
-    socket
-        .send(Message::Text("small frames are ignored".into()))
-        .await;
+    socket.send(Message::Text("small frames are ignored".into())).await;
     socket.assert_quiet().await;
     socket.send(Message::Text("x".repeat(5000).into())).await;
     assert_eq!(socket.close_code(CLOSE_WAIT).await, 1009);
@@ -461,15 +396,8 @@ async fn a_silent_client_is_dropped_after_the_timeout() {
         .expect("dropped in time")
         .unwrap();
     let elapsed = opened.elapsed();
-    assert!(
-        elapsed >= Duration::from_secs(2),
-        "dropped after {elapsed:?}"
-    );
-    let split = received
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .unwrap()
-        + 4;
+    assert!(elapsed >= Duration::from_secs(2), "dropped after {elapsed:?}");
+    let split = received.windows(4).position(|window| window == b"\r\n\r\n").unwrap() + 4;
     assert!(received.starts_with(b"HTTP/1.1 101"));
     let (opcodes, close) = server_frames(&received[split..]);
     assert!(opcodes.contains(&0x9), "the server pinged: {opcodes:?}");
@@ -478,19 +406,11 @@ async fn a_silent_client_is_dropped_after_the_timeout() {
     // A client that answers pings stays.
     let mut lively = app.socket(&tokens.access).await;
     let kept = tokio::time::timeout(Duration::from_millis(3500), lively.next_json()).await;
-    assert!(
-        kept.is_err(),
-        "a lively client was sent something: {kept:?}"
-    );
+    assert!(kept.is_err(), "a lively client was sent something: {kept:?}");
 }
 
 async fn online_of(app: &TestApp, access: &str, session: &str) -> bool {
-    let listed: Value = app
-        .get_authed("/api/auth/sessions", access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get_authed("/api/auth/sessions", access).await.json().await.unwrap();
     listed["sessions"]
         .as_array()
         .unwrap()
@@ -504,10 +424,7 @@ async fn online_of(app: &TestApp, access: &str, session: &str) -> bool {
 pub async fn wait_for_online(app: &TestApp, access: &str, session: &str, expected: bool) {
     let deadline = Instant::now() + Duration::from_secs(1);
     while online_of(app, access, session).await != expected {
-        assert!(
-            Instant::now() < deadline,
-            "online did not become {expected} within 1 s"
-        );
+        assert!(Instant::now() < deadline, "online did not become {expected} within 1 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -529,25 +446,18 @@ async fn online_flips_while_a_socket_is_open() {
 async fn the_ticket_endpoint_needs_a_live_session() {
     let app = spawn_app().await;
     assert_problem(
-        app.client
-            .post(app.url("/api/auth/ws-ticket"))
-            .send()
-            .await
-            .unwrap(),
+        app.client.post(app.url("/api/auth/ws-ticket")).send().await.unwrap(),
         401,
         "unauthorized",
     )
     .await;
     let (_, tokens) = app.user_with_session().await;
     assert_eq!(
-        app.post_authed("/api/auth/logout", &tokens.access, None)
-            .await
-            .status(),
+        app.post_authed("/api/auth/logout", &tokens.access, None).await.status(),
         StatusCode::NO_CONTENT
     );
     assert_problem(
-        app.post_authed("/api/auth/ws-ticket", &tokens.access, None)
-            .await,
+        app.post_authed("/api/auth/ws-ticket", &tokens.access, None).await,
         401,
         "session_revoked",
     )
@@ -565,9 +475,7 @@ async fn delivery_latency_on_one_node() {
         let device = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
         let mut socket = app.socket(&device.access).await;
         assert_eq!(
-            app.post_authed("/api/auth/logout", &device.access, None)
-                .await
-                .status(),
+            app.post_authed("/api/auth/logout", &device.access, None).await.status(),
             204
         );
         let answered = Instant::now();

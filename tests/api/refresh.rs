@@ -24,32 +24,20 @@ async fn refresh_rotates_and_a_reuse_after_the_grace_window_revokes_the_session(
 
     let third = Tokens::from_body(app.refresh(&second.refresh).await.json().await.unwrap());
     assert_eq!(
-        app.get_authed("/api/users/me", &third.access)
-            .await
-            .status(),
+        app.get_authed("/api/users/me", &third.access).await.status(),
         StatusCode::OK
     );
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
     // The first token was rotated out long ago: showing it now means it was copied.
-    assert_problem(
-        app.refresh(&first.refresh).await,
-        401,
-        "refresh_token_reused",
-    )
-    .await;
+    assert_problem(app.refresh(&first.refresh).await, 401, "refresh_token_reused").await;
     assert_problem(
         app.get_authed("/api/users/me", &third.access).await,
         401,
         "session_revoked",
     )
     .await;
-    assert_problem(
-        app.refresh(&third.refresh).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
+    assert_problem(app.refresh(&third.refresh).await, 401, "refresh_token_invalid").await;
     let sessions = app
         .client
         .post(app.url("/api/auth/login"))
@@ -98,11 +86,7 @@ async fn twenty_concurrent_refreshes_with_one_token_all_answer_the_same_successo
         let body: Value = response.json().await.unwrap();
         successors.insert(body["refresh_token"].as_str().unwrap().to_owned());
     }
-    assert_eq!(
-        successors.len(),
-        1,
-        "racing refreshes answered different successors"
-    );
+    assert_eq!(successors.len(), 1, "racing refreshes answered different successors");
     let successor = successors.into_iter().next().unwrap();
 
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -124,10 +108,7 @@ async fn the_refresh_cookie_works_without_a_body_or_with_an_empty_object() {
     let app = spawn_app().await;
     let email = crate::helpers::app::unique_email();
     app.signed_up_user(&email).await;
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
     let login = browser
         .post(app.url("/api/auth/login"))
         .json(&json!({"email": email, "password": PASSWORD}))
@@ -137,11 +118,7 @@ async fn the_refresh_cookie_works_without_a_body_or_with_an_empty_object() {
     assert_eq!(login.status(), StatusCode::OK);
     let session = login.json::<Value>().await.unwrap()["session_id"].clone();
 
-    let bare = browser
-        .post(app.url("/api/auth/refresh"))
-        .send()
-        .await
-        .unwrap();
+    let bare = browser.post(app.url("/api/auth/refresh")).send().await.unwrap();
     assert_eq!(bare.status(), StatusCode::OK);
     assert_eq!(bare.json::<Value>().await.unwrap()["session_id"], session);
     let empty_object = browser
@@ -152,36 +129,17 @@ async fn the_refresh_cookie_works_without_a_body_or_with_an_empty_object() {
         .unwrap();
     assert_eq!(empty_object.status(), StatusCode::OK);
 
-    let logout = browser
-        .post(app.url("/api/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    let logout = browser.post(app.url("/api/auth/logout")).send().await.unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    let after = app
-        .client
-        .post(app.url("/api/auth/refresh"))
-        .send()
-        .await
-        .unwrap();
+    let after = app.client.post(app.url("/api/auth/refresh")).send().await.unwrap();
     assert_problem(after, 401, "refresh_token_invalid").await;
 }
 
 #[actix_web::test]
 async fn unknown_or_malformed_refresh_tokens_are_invalid() {
     let app = spawn_app().await;
-    assert_problem(
-        app.refresh("not-a-token").await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
-    assert_problem(
-        app.refresh(&"A".repeat(43)).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
+    assert_problem(app.refresh("not-a-token").await, 401, "refresh_token_invalid").await;
+    assert_problem(app.refresh(&"A".repeat(43)).await, 401, "refresh_token_invalid").await;
     assert_problem(
         app.post_json("/api/auth/refresh", &json!({})).await,
         401,

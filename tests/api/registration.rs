@@ -24,21 +24,12 @@ async fn register_mails_a_code_that_verifies_and_signs_in() {
     let response = app.verify_email(&email, &code).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("refresh_token="), "{cookie}");
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/auth"] {
-        assert!(
-            cookie.contains(attribute),
-            "cookie lacks {attribute}: {cookie}"
-        );
+        assert!(cookie.contains(attribute), "cookie lacks {attribute}: {cookie}");
     }
-    assert!(
-        !cookie.contains("Secure"),
-        "development cookies are not Secure"
-    );
+    assert!(!cookie.contains("Secure"), "development cookies are not Secure");
     let tokens = Tokens::from_body(response.json().await.unwrap());
     assert_eq!(tokens.body["token_type"], "Bearer");
     assert_eq!(tokens.body["expires_in"], 900);
@@ -62,16 +53,11 @@ async fn a_taken_address_gets_the_same_answer_and_the_owner_a_notice() {
     let (email, _) = app.user_with_session().await;
     let fresh = unique_email();
 
-    let taken = app
-        .register(&email.to_uppercase(), "another good passphrase")
-        .await;
+    let taken = app.register(&email.to_uppercase(), "another good passphrase").await;
     let new = app.register(&fresh, "another good passphrase").await;
     assert_eq!(taken.status(), StatusCode::ACCEPTED);
     assert_eq!(new.status(), StatusCode::ACCEPTED);
-    assert_eq!(
-        taken.headers().get("content-type"),
-        new.headers().get("content-type")
-    );
+    assert_eq!(taken.headers().get("content-type"), new.headers().get("content-type"));
     assert_eq!(taken.text().await.unwrap(), new.text().await.unwrap());
 
     let notice = app.mail.wait_for_mail(&email, 1).await;
@@ -87,24 +73,16 @@ async fn a_repeated_registration_binds_its_own_password_to_its_code() {
     let email = unique_email();
     // Someone who cannot read the mailbox registers first with their password...
     assert_eq!(
-        app.register(&email, "attacker chosen passphrase")
-            .await
-            .status(),
+        app.register(&email, "attacker chosen passphrase").await.status(),
         StatusCode::ACCEPTED
     );
     let first = app.mail.wait_for_mail(&email, 0).await.code().unwrap();
     // ...then the owner registers with theirs and verifies with the code they receive.
-    assert_eq!(
-        app.register(&email, PASSWORD).await.status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::ACCEPTED);
     let second = app.mail.wait_for_mail(&email, 1).await.code().unwrap();
 
     assert_problem(app.verify_email(&email, &first).await, 400, "otp_invalid").await;
-    assert_eq!(
-        app.verify_email(&email, &second).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.verify_email(&email, &second).await.status(), StatusCode::OK);
     assert_problem(
         app.login(&email, "attacker chosen passphrase").await,
         401,
@@ -134,10 +112,7 @@ async fn spellings_of_one_address_are_one_account() {
     let local = format!("Mixed.Case-{}", uuid::Uuid::now_v7().simple());
     let spelled = format!("  {local}@EXAMPLE.com ");
     let normal = format!("{}@example.com", local.to_lowercase());
-    assert_eq!(
-        app.register(&spelled, PASSWORD).await.status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(app.register(&spelled, PASSWORD).await.status(), StatusCode::ACCEPTED);
     let code = app.mail.wait_for_mail(&normal, 0).await.code().unwrap();
     let tokens = Tokens::from_body(app.verify_email(&normal, &code).await.json().await.unwrap());
     assert_eq!(tokens.body["user"]["email"], normal.as_str());

@@ -42,11 +42,7 @@ async fn revoking_a_session_by_id_refuses_its_tokens_at_once() {
     let (email, laptop) = app.user_with_session().await;
     let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
     let response = app
-        .delete_authed(
-            &format!("/api/auth/sessions/{}", laptop.session),
-            &phone.access,
-            None,
-        )
+        .delete_authed(&format!("/api/auth/sessions/{}", laptop.session), &phone.access, None)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_problem(
@@ -55,25 +51,14 @@ async fn revoking_a_session_by_id_refuses_its_tokens_at_once() {
         "session_revoked",
     )
     .await;
-    assert_problem(
-        app.refresh(&laptop.refresh).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
+    assert_problem(app.refresh(&laptop.refresh).await, 401, "refresh_token_invalid").await;
     assert_eq!(
-        app.get_authed("/api/users/me", &phone.access)
-            .await
-            .status(),
+        app.get_authed("/api/users/me", &phone.access).await.status(),
         StatusCode::OK
     );
     // Already ended: nothing left to end.
     let again = app
-        .delete_authed(
-            &format!("/api/auth/sessions/{}", laptop.session),
-            &phone.access,
-            None,
-        )
+        .delete_authed(&format!("/api/auth/sessions/{}", laptop.session), &phone.access, None)
         .await;
     assert_problem(again, 404, "not_found").await;
 }
@@ -84,17 +69,11 @@ async fn another_users_session_id_is_not_found_and_stays_alive() {
     let (_, alice) = app.user_with_session().await;
     let (_, mallory) = app.user_with_session().await;
     let response = app
-        .delete_authed(
-            &format!("/api/auth/sessions/{}", alice.session),
-            &mallory.access,
-            None,
-        )
+        .delete_authed(&format!("/api/auth/sessions/{}", alice.session), &mallory.access, None)
         .await;
     assert_problem(response, 404, "not_found").await;
     assert_eq!(
-        app.get_authed("/api/users/me", &alice.access)
-            .await
-            .status(),
+        app.get_authed("/api/users/me", &alice.access).await.status(),
         StatusCode::OK
     );
     let malformed = app
@@ -108,9 +87,7 @@ async fn logout_ends_the_current_session_only() {
     let app = spawn_app().await;
     let (email, laptop) = app.user_with_session().await;
     let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
-    let response = app
-        .post_authed("/api/auth/logout", &laptop.access, None)
-        .await;
+    let response = app.post_authed("/api/auth/logout", &laptop.access, None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_problem(
         app.get_authed("/api/users/me", &laptop.access).await,
@@ -118,16 +95,9 @@ async fn logout_ends_the_current_session_only() {
         "session_revoked",
     )
     .await;
-    assert_problem(
-        app.refresh(&laptop.refresh).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
+    assert_problem(app.refresh(&laptop.refresh).await, 401, "refresh_token_invalid").await;
     assert_eq!(
-        app.get_authed("/api/users/me", &phone.access)
-            .await
-            .status(),
+        app.get_authed("/api/users/me", &phone.access).await.status(),
         StatusCode::OK
     );
 }
@@ -136,11 +106,7 @@ async fn logout_ends_the_current_session_only() {
 async fn logout_without_a_token_or_cookie_is_unauthorized() {
     let app = spawn_app().await;
     assert_problem(
-        app.client
-            .post(app.url("/api/auth/logout"))
-            .send()
-            .await
-            .unwrap(),
+        app.client.post(app.url("/api/auth/logout")).send().await.unwrap(),
         401,
         "unauthorized",
     )
@@ -152,9 +118,7 @@ async fn logout_all_ends_every_session() {
     let app = spawn_app().await;
     let (email, laptop) = app.user_with_session().await;
     let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
-    let response = app
-        .post_authed("/api/auth/logout-all", &phone.access, None)
-        .await;
+    let response = app.post_authed("/api/auth/logout-all", &phone.access, None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     for tokens in [&laptop, &phone] {
         assert_problem(
@@ -163,12 +127,7 @@ async fn logout_all_ends_every_session() {
             "session_revoked",
         )
         .await;
-        assert_problem(
-            app.refresh(&tokens.refresh).await,
-            401,
-            "refresh_token_invalid",
-        )
-        .await;
+        assert_problem(app.refresh(&tokens.refresh).await, 401, "refresh_token_invalid").await;
     }
 }
 
@@ -191,16 +150,9 @@ async fn logout_all_can_keep_the_current_session() {
         "session_revoked",
     )
     .await;
-    assert_problem(
-        app.refresh(&laptop.refresh).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
+    assert_problem(app.refresh(&laptop.refresh).await, 401, "refresh_token_invalid").await;
     assert_eq!(
-        app.get_authed("/api/users/me", &phone.access)
-            .await
-            .status(),
+        app.get_authed("/api/users/me", &phone.access).await.status(),
         StatusCode::OK
     );
     assert_eq!(app.refresh(&phone.refresh).await.status(), StatusCode::OK);

@@ -40,18 +40,12 @@ async fn issued_tokens_carry_the_contract_claims() {
     assert_eq!(claims["sub"], tokens.body["user"]["id"]);
     assert_eq!(claims["sid"], tokens.session.as_str());
     assert!(claims["jti"].is_string());
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        900
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
     // A token we sign ourselves with the same claims is accepted: the forgeries below fail for their one flaw.
     assert_eq!(
-        app.get_authed(
-            "/api/users/me",
-            &sign(&access_header(), &claims, JWT_SECRET)
-        )
-        .await
-        .status(),
+        app.get_authed("/api/users/me", &sign(&access_header(), &claims, JWT_SECRET))
+            .await
+            .status(),
         200
     );
 }
@@ -89,20 +83,10 @@ async fn forged_and_flawed_tokens_are_refused() {
         ("alg none", unsigned),
         (
             "wrong key",
-            sign(
-                &access_header(),
-                &claims,
-                "another-secret-that-is-at-least-32-bytes!",
-            ),
+            sign(&access_header(), &claims, "another-secret-that-is-at-least-32-bytes!"),
         ),
-        (
-            "wrong audience",
-            sign(&access_header(), &wrong_audience, JWT_SECRET),
-        ),
-        (
-            "wrong issuer",
-            sign(&access_header(), &wrong_issuer, JWT_SECRET),
-        ),
+        ("wrong audience", sign(&access_header(), &wrong_audience, JWT_SECRET)),
+        ("wrong issuer", sign(&access_header(), &wrong_issuer, JWT_SECRET)),
         ("wrong typ", sign(&plain_header, &claims, JWT_SECRET)),
         (
             "HS512",
@@ -121,17 +105,10 @@ async fn forged_and_flawed_tokens_are_refused() {
         let response = app.get_authed("/api/users/me", &token).await;
         assert_eq!(response.status(), 401, "{name} was accepted");
         let body = assert_problem(response, 401, "unauthorized").await;
-        assert!(
-            !body.to_string().contains(&token),
-            "{name}: the token was echoed"
-        );
+        assert!(!body.to_string().contains(&token), "{name}: the token was echoed");
     }
     assert_problem(
-        app.client
-            .get(app.url("/api/users/me"))
-            .send()
-            .await
-            .unwrap(),
+        app.client.get(app.url("/api/users/me")).send().await.unwrap(),
         401,
         "unauthorized",
     )
@@ -148,17 +125,9 @@ async fn an_expired_access_token_says_token_expired() {
     claims["iat"] = json!(now - 1000);
     claims["exp"] = json!(now - 60);
     let expired = sign(&access_header(), &claims, JWT_SECRET);
-    assert_problem(
-        app.get_authed("/api/users/me", &expired).await,
-        401,
-        "token_expired",
-    )
-    .await;
+    assert_problem(app.get_authed("/api/users/me", &expired).await, 401, "token_expired").await;
     // Inside the leeway it still works.
     claims["exp"] = json!(now - 10);
     let lenient = sign(&access_header(), &claims, JWT_SECRET);
-    assert_eq!(
-        app.get_authed("/api/users/me", &lenient).await.status(),
-        200
-    );
+    assert_eq!(app.get_authed("/api/users/me", &lenient).await.status(), 200);
 }

@@ -56,7 +56,11 @@ async fn changing_the_password_ends_the_other_sessions() {
     let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
 
     let wrong = app
-        .post_authed("/api/users/me/password", &phone.access, Some(&json!({"current_password": "not it at all", "new_password": "a brand new passphrase"})))
+        .post_authed(
+            "/api/users/me/password",
+            &phone.access,
+            Some(&json!({"current_password": "not it at all", "new_password": "a brand new passphrase"})),
+        )
         .await;
     assert_problem(wrong, 403, "invalid_password").await;
     let weak = app
@@ -83,31 +87,17 @@ async fn changing_the_password_ends_the_other_sessions() {
         "session_revoked",
     )
     .await;
-    assert_problem(
-        app.refresh(&laptop.refresh).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
+    assert_problem(app.refresh(&laptop.refresh).await, 401, "refresh_token_invalid").await;
     assert_eq!(
-        app.get_authed("/api/users/me", &phone.access)
-            .await
-            .status(),
+        app.get_authed("/api/users/me", &phone.access).await.status(),
         StatusCode::OK
     );
-    assert_problem(
-        app.login(&email, PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    assert_problem(app.login(&email, PASSWORD).await, 401, "invalid_credentials").await;
     assert_eq!(
         app.login(&email, "a brand new passphrase").await.status(),
         StatusCode::OK
     );
-    app.mail
-        .wait_for_subject(&email, "Your password was changed")
-        .await;
+    app.mail.wait_for_subject(&email, "Your password was changed").await;
 }
 
 #[actix_web::test]
@@ -123,11 +113,7 @@ async fn deleting_the_account_needs_the_password_and_ends_everything() {
         .await;
     assert_problem(wrong, 403, "invalid_password").await;
     let deleted = app
-        .delete_authed(
-            "/api/users/me",
-            &tokens.access,
-            Some(&json!({"password": PASSWORD})),
-        )
+        .delete_authed("/api/users/me", &tokens.access, Some(&json!({"password": PASSWORD})))
         .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_problem(
@@ -136,21 +122,8 @@ async fn deleting_the_account_needs_the_password_and_ends_everything() {
         "session_revoked",
     )
     .await;
-    assert_problem(
-        app.refresh(&tokens.refresh).await,
-        401,
-        "refresh_token_invalid",
-    )
-    .await;
-    assert_problem(
-        app.login(&email, PASSWORD).await,
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    assert_problem(app.refresh(&tokens.refresh).await, 401, "refresh_token_invalid").await;
+    assert_problem(app.login(&email, PASSWORD).await, 401, "invalid_credentials").await;
     // The address is free again.
-    assert_eq!(
-        app.register(&email, PASSWORD).await.status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(app.register(&email, PASSWORD).await.status(), StatusCode::ACCEPTED);
 }

@@ -35,14 +35,8 @@ pub struct Tokens {
 impl Tokens {
     pub fn from_body(body: Value) -> Self {
         Self {
-            access: body["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_owned(),
-            refresh: body["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_owned(),
+            access: body["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
             session: body["session_id"].as_str().expect("session_id").to_owned(),
             body,
         }
@@ -94,11 +88,9 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
             "OTP_SECRET".to_owned(),
             "test-otp-secret-that-is-at-least-32-bytes-long".to_owned(),
         ),
-        (
-            "SMTP_URL".to_owned(),
-            format!("smtp://127.0.0.1:{}", mail.port),
-        ),
+        ("SMTP_URL".to_owned(), format!("smtp://127.0.0.1:{}", mail.port)),
         ("RATE_LIMIT_IP_PER_MINUTE".to_owned(), "0".to_owned()),
+        ("OTP_RESEND_COOLDOWN".to_owned(), "0".to_owned()),
     ]);
     for (name, value) in overrides {
         variables.insert((*name).to_owned(), (*value).to_owned());
@@ -106,21 +98,15 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     if !variables.contains_key("DATABASE_URL") {
         variables.insert("DATABASE_URL".to_owned(), fresh_database_url().await);
     }
-    let settings = Settings::from_lookup(|name| variables.get(name).cloned())
-        .expect("test settings are valid");
+    let settings = Settings::from_lookup(|name| variables.get(name).cloned()).expect("test settings are valid");
     let database_url = settings.database_url.clone();
-    let application = Application::build(settings)
-        .await
-        .expect("the application starts");
+    let application = Application::build(settings).await.expect("the application starts");
     let port = application.port();
     let application_state = application.state();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .user_agent(FIREFOX)
-            .build()
-            .unwrap(),
+        client: reqwest::Client::builder().user_agent(FIREFOX).build().unwrap(),
         mail,
         database_url,
         application_state,
@@ -137,12 +123,7 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
     }
 
     pub async fn post_json_as(&self, path: &str, body: &Value, user_agent: &str) -> Response {
@@ -156,27 +137,18 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Response {
-        self.post_json(
-            "/api/auth/register",
-            &json!({"email": email, "password": password}),
-        )
-        .await
+        self.post_json("/api/auth/register", &json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn verify_email(&self, email: &str, code: &str) -> Response {
-        self.post_json(
-            "/api/auth/verify-email",
-            &json!({"email": email, "code": code}),
-        )
-        .await
+        self.post_json("/api/auth/verify-email", &json!({"email": email, "code": code}))
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post_json(
-            "/api/auth/login",
-            &json!({"email": email, "password": password}),
-        )
-        .await
+        self.post_json("/api/auth/login", &json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn login_as(&self, email: &str, password: &str, user_agent: &str) -> Tokens {
@@ -192,11 +164,8 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json(
-            "/api/auth/refresh",
-            &json!({"refresh_token": refresh_token}),
-        )
-        .await
+        self.post_json("/api/auth/refresh", &json!({"refresh_token": refresh_token}))
+            .await
     }
 
     pub async fn get_authed(&self, path: &str, access_token: &str) -> Response {
@@ -208,12 +177,7 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn post_authed(
-        &self,
-        path: &str,
-        access_token: &str,
-        body: Option<&Value>,
-    ) -> Response {
+    pub async fn post_authed(&self, path: &str, access_token: &str, body: Option<&Value>) -> Response {
         let request = self.client.post(self.url(path)).bearer_auth(access_token);
         let request = match body {
             Some(body) => request.json(body),
@@ -222,12 +186,7 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
-    pub async fn delete_authed(
-        &self,
-        path: &str,
-        access_token: &str,
-        body: Option<&Value>,
-    ) -> Response {
+    pub async fn delete_authed(&self, path: &str, access_token: &str, body: Option<&Value>) -> Response {
         let request = self.client.delete(self.url(path)).bearer_auth(access_token);
         let request = match body {
             Some(body) => request.json(body),
@@ -239,10 +198,7 @@ impl TestApp {
     /// Registers `email`, reads the code from the mail and verifies it: a signed-in, verified user.
     pub async fn signed_up_user(&self, email: &str) -> Tokens {
         let already = self.mail.mails_to(email).await.len();
-        assert_eq!(
-            self.register(email, PASSWORD).await.status(),
-            StatusCode::ACCEPTED
-        );
+        assert_eq!(self.register(email, PASSWORD).await.status(), StatusCode::ACCEPTED);
         let code = self
             .mail
             .wait_for_mail(email, already)

@@ -14,8 +14,5 @@ pub fn report_latency(label: &str, latencies: &mut [std::time::Duration]) {
         latencies.len(),
         latencies[latencies.len() - 1]
     );
-    assert!(
-        p99 < std::time::Duration::from_secs(1),
-        "p99 {p99:?} on {label}"
-    );
+    assert!(p99 < std::time::Duration::from_secs(1), "p99 {p99:?} on {label}");
 }

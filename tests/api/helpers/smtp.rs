@@ -27,8 +27,7 @@ impl ReceivedMail {
     pub fn code(&self) -> Option<String> {
         let start = self.data.find("Code: ")? + "Code: ".len();
         let code: String = self.data[start..].chars().take(6).collect();
-        (code.len() == 6 && code.chars().all(|character| character.is_ascii_digit()))
-            .then_some(code)
+        (code.len() == 6 && code.chars().all(|character| character.is_ascii_digit())).then_some(code)
     }
 }
 
@@ -76,10 +75,7 @@ impl MailServer {
                 writer
                     .write_all(b"250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
                     .await?;
-            } else if command.starts_with("HELO")
-                || command.starts_with("MAIL FROM")
-                || command.starts_with("NOOP")
-            {
+            } else if command.starts_with("HELO") || command.starts_with("MAIL FROM") || command.starts_with("NOOP") {
                 writer.write_all(b"250 OK\r\n").await?;
             } else if command.starts_with("RSET") {
                 recipients.clear();

@@ -31,16 +31,11 @@ impl TestApp {
         )
     }
 
-    pub async fn try_socket(
-        &self,
-        query: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Socket, Refusal> {
+    pub async fn try_socket(&self, query: &str, headers: &[(&str, &str)]) -> Result<Socket, Refusal> {
         let mut request = self.ws_url(query).into_client_request().unwrap();
         for (name, value) in headers {
             request.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
-                    .unwrap(),
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                 HeaderValue::from_str(value).unwrap(),
             );
         }
@@ -71,9 +66,7 @@ impl TestApp {
     }
 
     pub async fn ticket(&self, access_token: &str) -> String {
-        let response = self
-            .post_authed("/api/auth/ws-ticket", access_token, None)
-            .await;
+        let response = self.post_authed("/api/auth/ws-ticket", access_token, None).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["cache-control"], "no-store");
         let body: Value = response.json().await.unwrap();

@@ -1,0 +1,135 @@
+//! Emailed-code endpoints: request a code, sign in with one, reset the password, finish a challenged login.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{
+    auth::{Problems, StatusResponse, parse_code},
+    client::client_info,
+    extract::JsonBody,
+    rate_limit::IpBudget,
+    token_response::token_response,
+};
+use crate::{
+    domain::{EmailAddress, OtpPurpose, Password},
+    error::{AppError, AppResult},
+    services::{AppState, codes},
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CodeRequest {
+    pub email: String,
+    /// `verify_email`, `login` or `password_reset`.
+    pub purpose: OtpPurpose,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct CodeLoginRequest {
+    pub email: String,
+    pub code: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ResetRequest {
+    pub email: String,
+    pub code: String,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChallengeAnswer {
+    pub challenge_id: Uuid,
+    /// `email_otp` (later `totp`, `recovery_code`).
+    pub method: String,
+    pub code: String,
+}
+
+fn parse_email(raw: &str) -> AppResult<EmailAddress> {
+    EmailAddress::parse(raw).map_err(|message| AppError::validation("email", message))
+}
+
+/// Mail a code if the address is eligible: always 202, mail or not.
+#[utoipa::path(post, path = "/api/auth/otp/request", tag = "codes", request_body = CodeRequest,
+    responses((status = 202, body = StatusResponse), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn request_code(
+    state: web::Data<AppState>,
+    _: IpBudget,
+    body: JsonBody<CodeRequest>,
+) -> AppResult<HttpResponse> {
+    let email = parse_email(&body.0.email)?;
+    if body.0.purpose == OtpPurpose::LoginChallenge {
+        return Err(AppError::validation(
+            "purpose",
+            "must be verify_email, login or password_reset",
+        ));
+    }
+    let purpose = body.0.purpose;
+    // The answer may not depend on the address: all the work happens after it.
+    let worker = state.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(error) = codes::request(&worker, &email, purpose).await {
+            tracing::error!(%error, "a code request failed");
+        }
+    });
+    Ok(HttpResponse::Accepted().json(StatusResponse {
+        status: "sent_if_eligible",
+    }))
+}
+
+/// Passwordless sign-in with a `login` code.
+#[utoipa::path(post, path = "/api/auth/otp/login", tag = "codes", request_body = CodeLoginRequest,
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::error::Problem),
+        (status = 429, body = crate::error::Problem)))]
+pub async fn login_with_code(
+    state: web::Data<AppState>,
+    _: IpBudget,
+    request: HttpRequest,
+    body: JsonBody<CodeLoginRequest>,
+) -> AppResult<HttpResponse> {
+    let email = parse_email(&body.0.email)?;
+    let code = parse_code(&body.0.code)?;
+    let signed_in = codes::login_with_code(&state, &email, code, &client_info(&request, &state.settings)).await?;
+    Ok(token_response(signed_in, &state.settings))
+}
+
+/// Set a new password with a `password_reset` code; every session ends (`password_reset`).
+#[utoipa::path(post, path = "/api/auth/password/reset", tag = "codes", request_body = ResetRequest,
+    responses((status = 204), (status = 400, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+        (status = 429, body = crate::error::Problem)))]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    _: IpBudget,
+    body: JsonBody<ResetRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.0;
+    let mut problems = Problems::default();
+    let email = problems.check("email", EmailAddress::parse(&body.email));
+    let new_password = problems.check("new_password", Password::parse_new(&body.new_password));
+    problems.finish()?;
+    let (Some(email), Some(new_password)) = (email, new_password) else {
+        return Err(AppError::Internal("validated fields missing".to_owned()));
+    };
+    let code = parse_code(&body.code)?;
+    codes::reset_password(&state, &email, code, &new_password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Finish a sign-in that asked for a second factor.
+#[utoipa::path(post, path = "/api/auth/login/verify", tag = "codes", request_body = ChallengeAnswer,
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::error::Problem),
+        (status = 429, body = crate::error::Problem)))]
+pub async fn finish_login(
+    state: web::Data<AppState>,
+    _: IpBudget,
+    request: HttpRequest,
+    body: JsonBody<ChallengeAnswer>,
+) -> AppResult<HttpResponse> {
+    if body.0.method != "email_otp" {
+        return Err(AppError::validation("method", "is not available for this account"));
+    }
+    let code = parse_code(&body.0.code)?;
+    let client = client_info(&request, &state.settings);
+    let signed_in = codes::finish_challenge(&state, body.0.challenge_id, code, &client).await?;
+    Ok(token_response(signed_in, &state.settings))
+}

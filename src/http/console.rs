@@ -1,0 +1,45 @@
+//! The demo console at `/`: one static page, its script and its style, under a strict CSP.
+//! In development the files are read from `static/` when present, so the page can be edited live.
+
+use std::borrow::Cow;
+
+use actix_web::{HttpResponse, http::header, web};
+
+use crate::services::AppState;
+
+const PAGE: &str = include_str!("../../static/console.html");
+const SCRIPT: &str = include_str!("../../static/console.js");
+const STYLE: &str = include_str!("../../static/console.css");
+
+/// No inline script or style, nothing from elsewhere, no framing.
+pub const CONSOLE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+     img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn asset(state: &AppState, name: &str, embedded: &'static str) -> Cow<'static, str> {
+    if !state.settings.is_production()
+        && let Ok(text) = std::fs::read_to_string(std::path::Path::new("static").join(name))
+    {
+        return Cow::Owned(text);
+    }
+    Cow::Borrowed(embedded)
+}
+
+fn respond(content_type: &str, body: Cow<'static, str>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONSOLE_POLICY))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body.into_owned())
+}
+
+pub async fn page(state: web::Data<AppState>) -> HttpResponse {
+    respond("text/html; charset=utf-8", asset(&state, "console.html", PAGE))
+}
+
+pub async fn script(state: web::Data<AppState>) -> HttpResponse {
+    respond("text/javascript; charset=utf-8", asset(&state, "console.js", SCRIPT))
+}
+
+pub async fn style(state: web::Data<AppState>) -> HttpResponse {
+    respond("text/css; charset=utf-8", asset(&state, "console.css", STYLE))
+}

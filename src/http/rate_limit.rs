@@ -1,0 +1,68 @@
+//! One budget of requests per client IP, shared by every endpoint that an unauthenticated client can use
+//! to guess or to make mail go out: a token bucket whose burst is `RATE_LIMIT_IP_PER_MINUTE`.
+
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+
+use super::client::client_ip;
+use crate::{error::AppError, services::AppState};
+
+/// The per-IP limiter of this node; `None` when the limit is off (0).
+#[derive(Clone)]
+pub struct IpRateLimiter(Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>);
+
+impl IpRateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        Self(NonZeroU32::new(per_minute).map(|per_minute| {
+            let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
+            // Forget idle clients now and then so the map stays small.
+            let sweeper = limiter.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    interval.tick().await;
+                    sweeper.retain_recent();
+                    sweeper.shrink_to_fit();
+                }
+            });
+            limiter
+        }))
+    }
+
+    fn check(&self, ip: IpAddr) -> Result<(), AppError> {
+        let Some(limiter) = &self.0 else { return Ok(()) };
+        limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            AppError::RateLimited {
+                retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
+}
+
+/// Spends one unit of the caller's budget; the handler runs only if there was one.
+pub struct IpBudget;
+
+impl FromRequest for IpBudget {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(spend(request))
+    }
+}
+
+fn spend(request: &HttpRequest) -> Result<IpBudget, AppError> {
+    let (Some(limiter), Some(state)) = (
+        request.app_data::<web::Data<IpRateLimiter>>(),
+        request.app_data::<web::Data<AppState>>(),
+    ) else {
+        return Ok(IpBudget);
+    };
+    match client_ip(request, &state.settings) {
+        Some(ip) => limiter.check(ip).map(|()| IpBudget),
+        None => Ok(IpBudget),
+    }
+}

@@ -1,0 +1,222 @@
+//! The emailed-code flows: asking for a code, passwordless sign-in, password reset, and the second factor
+//! of a password sign-in. Every check counts failures per address and purpose across codes.
+
+use entity::{otp as otp_entity, user};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait};
+use uuid::Uuid;
+
+use super::{
+    AppState, ClientInfo, now,
+    otp::{self, Binding},
+    registration::{find_by_email, pending_binding},
+    revocation::{self, Scope},
+    sessions::{self, SignedIn},
+    throttle::{self, ThrottleKey},
+};
+use crate::{
+    domain::{EmailAddress, OtpPurpose, Password, RevocationReason},
+    email::Mail,
+    error::{AppError, AppResult},
+};
+
+/// Checks a code for `purpose` against the address's back-off: `account_locked` while locked; a wrong code
+/// counts toward the lock (`3 x OTP_MAX_ATTEMPTS` in a row); a right one resets the count. An address
+/// without an account fails like a wrong code.
+pub async fn check(
+    state: &AppState,
+    email: &str,
+    user: Option<Uuid>,
+    purpose: OtpPurpose,
+    challenge: Option<Uuid>,
+    code: &str,
+) -> AppResult<otp_entity::Model> {
+    let key = ThrottleKey::code(purpose, email);
+    throttle::ensure_unlocked(state, &key).await?;
+    let outcome = match user {
+        Some(user) => otp::consume(state, user, purpose, challenge, code).await,
+        None => Err(AppError::OtpInvalid),
+    };
+    match &outcome {
+        Ok(_) => throttle::record_success(state, &key).await?,
+        Err(AppError::OtpInvalid | AppError::OtpAttemptsExceeded) => {
+            throttle::record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?
+        }
+        Err(_) => {}
+    }
+    outcome
+}
+
+/// Mails a code for `purpose` if the address is eligible and outside its cooldown and back-off. The
+/// caller answers 202 whatever happens here, and runs this off the request path.
+pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose) -> AppResult<()> {
+    let Some(user) = find_by_email(state, email).await? else {
+        return Ok(());
+    };
+    let verified = user.email_verified_at.is_some();
+    let eligible = match purpose {
+        OtpPurpose::VerifyEmail => !verified,
+        OtpPurpose::Login => verified,
+        OtpPurpose::PasswordReset => true,
+        OtpPurpose::LoginChallenge => false,
+    };
+    if !eligible || !throttle::take_mail_slot(state, &ThrottleKey::code(purpose, email.as_str())).await? {
+        return Ok(());
+    }
+    let binding = if purpose == OtpPurpose::VerifyEmail {
+        pending_binding(state, user.id).await?
+    } else {
+        Binding::default()
+    };
+    let transaction = state.database.begin().await?;
+    let code = otp::issue(state, &transaction, user.id, purpose, None, binding).await?;
+    let minutes = state.settings.otp_ttl.as_secs() / 60;
+    let mail = match purpose {
+        OtpPurpose::VerifyEmail => Mail::VerifyEmail { code, minutes },
+        OtpPurpose::Login | OtpPurpose::LoginChallenge => Mail::LoginCode { code, minutes },
+        OtpPurpose::PasswordReset => Mail::PasswordResetCode { code, minutes },
+    };
+    state.mailer.queue(&transaction, email.as_str(), &mail).await?;
+    transaction.commit().await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+/// Passwordless sign-in with a `login` code.
+pub async fn login_with_code(
+    state: &AppState,
+    email: &EmailAddress,
+    code: &str,
+    client: &ClientInfo,
+) -> AppResult<SignedIn> {
+    let user = find_by_email(state, email).await?;
+    check(
+        state,
+        email.as_str(),
+        user.as_ref().map(|user| user.id),
+        OtpPurpose::Login,
+        None,
+        code,
+    )
+    .await?;
+    let user = user.ok_or(AppError::OtpInvalid)?;
+    sessions::sign_in(state, &user, client).await
+}
+
+/// Sets a new password with a `password_reset` code and ends every session of the user. The address is
+/// proven by the code, so it counts as verified, and its login back-off is lifted.
+pub async fn reset_password(
+    state: &AppState,
+    email: &EmailAddress,
+    code: &str,
+    new_password: &Password,
+) -> AppResult<()> {
+    let user = find_by_email(state, email).await?;
+    check(
+        state,
+        email.as_str(),
+        user.as_ref().map(|user| user.id),
+        OtpPurpose::PasswordReset,
+        None,
+        code,
+    )
+    .await?;
+    let user = user.ok_or(AppError::OtpInvalid)?;
+    let password_hash = state.passwords.hash(new_password).await?;
+    let at = now();
+    let transaction = state.database.begin().await?;
+    let user_id = user.id;
+    let mut active = user.into_active_model();
+    active.password_hash = Set(password_hash);
+    if active.email_verified_at.as_ref().is_none() {
+        active.email_verified_at = Set(Some(at));
+    }
+    active.updated_at = Set(at);
+    sea_orm::ActiveModelTrait::update(active, &transaction).await?;
+    let event = revocation::record(
+        &state.bus,
+        &transaction,
+        user_id,
+        Scope::All,
+        RevocationReason::PasswordReset,
+        at,
+    )
+    .await?;
+    state
+        .mailer
+        .queue(&transaction, email.as_str(), &Mail::PasswordChanged)
+        .await?;
+    transaction.commit().await?;
+    state.mailer.wake();
+    state.bus.sessions_revoked(event).await;
+    throttle::record_success(state, &ThrottleKey::login(email.as_str())).await?;
+    Ok(())
+}
+
+/// A password sign-in waiting for its second factor.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub id: Uuid,
+    pub methods: Vec<&'static str>,
+    pub expires_in: u64,
+}
+
+/// Starts the second step of a password sign-in and mails its code (no cooldown: it needs the password).
+pub async fn start_challenge(state: &AppState, user: &user::Model) -> AppResult<Challenge> {
+    let id = Uuid::now_v7();
+    let transaction = state.database.begin().await?;
+    let code = otp::issue(
+        state,
+        &transaction,
+        user.id,
+        OtpPurpose::LoginChallenge,
+        Some(id),
+        Binding::default(),
+    )
+    .await?;
+    let minutes = state.settings.otp_ttl.as_secs() / 60;
+    state
+        .mailer
+        .queue(&transaction, &user.email, &Mail::LoginCode { code, minutes })
+        .await?;
+    transaction.commit().await?;
+    state.mailer.wake();
+    Ok(Challenge {
+        id,
+        methods: vec!["email_otp"],
+        expires_in: state.settings.otp_ttl.as_secs(),
+    })
+}
+
+/// Completes a challenged sign-in with its email code.
+pub async fn finish_challenge(
+    state: &AppState,
+    challenge: Uuid,
+    code: &str,
+    client: &ClientInfo,
+) -> AppResult<SignedIn> {
+    let stored = otp_entity::Entity::find()
+        .filter(otp_entity::Column::ChallengeId.eq(challenge))
+        .filter(otp_entity::Column::Purpose.eq(OtpPurpose::LoginChallenge.as_str()))
+        .one(&state.database)
+        .await?
+        .filter(|row| row.consumed_at.is_none() && row.expires_at > now())
+        .ok_or(AppError::ChallengeInvalid)?;
+    let user = user::Entity::find_by_id(stored.user_id)
+        .one(&state.database)
+        .await?
+        .ok_or(AppError::ChallengeInvalid)?;
+    check(
+        state,
+        &user.email,
+        Some(user.id),
+        OtpPurpose::LoginChallenge,
+        Some(challenge),
+        code,
+    )
+    .await
+    .map_err(|error| match error {
+        AppError::OtpExpired => AppError::ChallengeInvalid,
+        other => other,
+    })?;
+    sessions::sign_in(state, &user, client).await
+}

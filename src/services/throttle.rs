@@ -1,0 +1,160 @@
+//! Per-address back-off and mail cooldown, stored in the database so every node enforces them. Keys are
+//! the normalised address whether or not an account exists, so an answer reveals nothing.
+//! Every counter moves by a single conditional statement, so parallel requests cannot skip a step.
+
+use entity::address_throttle;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, OnConflict},
+};
+
+use super::AppState;
+use crate::{
+    domain::{EmailAddress, OtpPurpose},
+    error::{AppError, AppResult},
+};
+
+/// The first lock lasts a minute; each one after doubles, up to an hour.
+const FIRST_LOCK_MS: i64 = 60_000;
+const LONGEST_LOCK_MS: i64 = 3_600_000;
+
+/// What is being throttled for one address.
+#[derive(Debug, Clone)]
+pub struct ThrottleKey(String);
+
+impl ThrottleKey {
+    /// Password sign-in (and wrong current passwords on authenticated endpoints).
+    pub fn login(email: &str) -> Self {
+        Self(format!("login:{}", normalise(email)))
+    }
+
+    /// Code verification and code mail for one purpose.
+    pub fn code(purpose: OtpPurpose, email: &str) -> Self {
+        Self(format!("otp:{}:{}", purpose.as_str(), normalise(email)))
+    }
+}
+
+fn normalise(email: &str) -> String {
+    EmailAddress::parse(email)
+        .map(|email| email.as_str().to_owned())
+        .unwrap_or_else(|_| email.trim().to_lowercase())
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `account_locked` while the address is locked, with the seconds left.
+pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<()> {
+    let Some(row) = address_throttle::Entity::find_by_id(key.0.clone())
+        .one(&state.database)
+        .await?
+    else {
+        return Ok(());
+    };
+    match row.locked_until_ms {
+        Some(until) if until > now_ms() => Err(AppError::AccountLocked {
+            retry_after_seconds: u64::try_from((until - now_ms() + 999) / 1000).unwrap_or(1),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Counts one failure; at `threshold` consecutive failures, and at each failure after a lock has ended,
+/// locks the address for the next step of the schedule.
+pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32) -> AppResult<()> {
+    address_throttle::Entity::insert(address_throttle::ActiveModel {
+        key: Set(key.0.clone()),
+        failures: Set(1),
+        lock_level: Set(0),
+        locked_until_ms: Set(None),
+        last_mail_ms: Set(None),
+    })
+    .on_conflict(
+        OnConflict::column(address_throttle::Column::Key)
+            .value(
+                address_throttle::Column::Failures,
+                Expr::col((address_throttle::Entity, address_throttle::Column::Failures)).add(1),
+            )
+            .to_owned(),
+    )
+    .exec(&state.database)
+    .await?;
+    let Some(row) = address_throttle::Entity::find_by_id(key.0.clone())
+        .one(&state.database)
+        .await?
+    else {
+        return Ok(());
+    };
+    let now = now_ms();
+    let locked = row.locked_until_ms.is_some_and(|until| until > now);
+    if locked || i64::from(row.failures) < i64::from(threshold) {
+        return Ok(());
+    }
+    let duration = Ord::min(
+        FIRST_LOCK_MS.saturating_mul(1i64 << row.lock_level.clamp(0, 6)),
+        LONGEST_LOCK_MS,
+    );
+    // Only the request that still sees this lock level takes the next step.
+    address_throttle::Entity::update_many()
+        .col_expr(address_throttle::Column::LockedUntilMs, Expr::value(now + duration))
+        .col_expr(
+            address_throttle::Column::LockLevel,
+            Expr::col(address_throttle::Column::LockLevel).add(1),
+        )
+        .filter(address_throttle::Column::Key.eq(key.0.clone()))
+        .filter(address_throttle::Column::LockLevel.eq(row.lock_level))
+        .exec(&state.database)
+        .await?;
+    Ok(())
+}
+
+/// A success ends the run of failures.
+pub async fn record_success(state: &AppState, key: &ThrottleKey) -> AppResult<()> {
+    address_throttle::Entity::update_many()
+        .col_expr(address_throttle::Column::Failures, Expr::value(0))
+        .col_expr(address_throttle::Column::LockLevel, Expr::value(0))
+        .col_expr(
+            address_throttle::Column::LockedUntilMs,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(address_throttle::Column::Key.eq(key.0.clone()))
+        .filter(address_throttle::Column::Failures.gt(0))
+        .exec(&state.database)
+        .await?;
+    Ok(())
+}
+
+/// Takes the address's mail slot for this purpose if the cooldown has passed (and it is not locked);
+/// false means send nothing now.
+pub async fn take_mail_slot(state: &AppState, key: &ThrottleKey) -> AppResult<bool> {
+    let now = now_ms();
+    let cooldown = i64::try_from(state.settings.otp_resend_cooldown.as_millis()).unwrap_or(i64::MAX);
+    address_throttle::Entity::insert(address_throttle::ActiveModel {
+        key: Set(key.0.clone()),
+        failures: Set(0),
+        lock_level: Set(0),
+        locked_until_ms: Set(None),
+        last_mail_ms: Set(None),
+    })
+    .on_conflict_do_nothing_on([address_throttle::Column::Key])
+    .exec(&state.database)
+    .await?;
+    let taken = address_throttle::Entity::update_many()
+        .col_expr(address_throttle::Column::LastMailMs, Expr::value(now))
+        .filter(address_throttle::Column::Key.eq(key.0.clone()))
+        .filter(
+            address_throttle::Column::LastMailMs
+                .is_null()
+                .or(address_throttle::Column::LastMailMs.lte(now.saturating_sub(cooldown))),
+        )
+        .filter(
+            address_throttle::Column::LockedUntilMs
+                .is_null()
+                .or(address_throttle::Column::LockedUntilMs.lte(now)),
+        )
+        .exec(&state.database)
+        .await?;
+    Ok(taken.rows_affected == 1)
+}

@@ -1,0 +1,884 @@
+// authd demo console: sign in, list devices, follow them live over the WebSocket.
+//
+// The refresh token lives only in the HttpOnly cookie the server sets (Path=/api/auth); this script never sees or
+// stores it. The access token is kept in memory only, renewed through POST /api/auth/refresh shortly before it
+// expires, and dropped as soon as the session ends.
+"use strict";
+
+(() => {
+  // ---------------------------------------------------------------- settings
+
+  const POLL_MS = 4000; // device list refresh, keeps the online dots right
+  const RENEW_BEFORE_S = 60; // renew the access token this long before it expires
+  const RECONNECT_MIN_MS = 1000;
+  const RECONNECT_MAX_MS = 30000;
+  const SESSION_ENDED_CLOSE = 4001;
+
+  /** Words for every reason a session can end (WebSocket reasons and HTTP error codes). */
+  const REASONS = {
+    logout: "signed out in another tab of this browser",
+    logout_all: "signed out everywhere from another device or tab",
+    revoked: "this device was revoked from another device or tab",
+    refresh_token_reused: "an old sign-in token was used again, so the session was ended for safety",
+    password_changed: "the password was changed",
+    password_reset: "the password was reset",
+    expired: "the session reached its time limit",
+    session_revoked: "the session was ended",
+    session_expired: "the session reached its time limit",
+    refresh_token_invalid: "the session is no longer valid",
+    unauthorized: "the sign-in is no longer valid",
+  };
+
+  /** Words for the same reasons when this page asked for it. */
+  const OWN_REASONS = {
+    logout: "signed out on this device",
+    logout_all: "signed out everywhere",
+    revoked: "this device was revoked from its own device list",
+  };
+
+  // ---------------------------------------------------------------- state
+
+  const state = {
+    accessToken: null, // memory only
+    tokenExpiresAt: 0, // ms since epoch
+    sessionId: null,
+    user: null,
+    sessions: new Map(), // id -> Session, in display order
+    fresh: new Set(), // ids added by a live event, highlighted once
+    ending: new Set(), // ids this page is ending itself: their session_ended event needs no notice
+    epoch: 0, // bumps on every sign-in and sign-out; late answers of an older epoch are ignored
+    signedIn: false,
+    refreshing: null, // the one refresh in flight
+    renewTimer: 0,
+    pollTimer: 0,
+    socket: null,
+    socketOpen: false,
+    reconnectTimer: 0,
+    reconnectDelay: RECONNECT_MIN_MS,
+    revokedReason: null, // from the session_revoked frame, used when the 4001 close follows
+    code: null, // the code step: {mode: "verify_email" | "login" | "mfa", email, challengeId?}
+    ownAction: null, // the reason code this page's own request in flight would end the session with
+  };
+
+  // ---------------------------------------------------------------- DOM
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    loading: $("loading"),
+    error: $("error"),
+    authView: $("auth-view"),
+    authForms: $("auth-forms"),
+    loginForm: $("login-form"),
+    loginEmail: $("login-email"),
+    loginPassword: $("login-password"),
+    loginWithCode: $("login-with-code"),
+    registerForm: $("register-form"),
+    registerEmail: $("register-email"),
+    registerPassword: $("register-password"),
+    registerName: $("register-name"),
+    codeForm: $("code-form"),
+    codeTitle: $("code-title"),
+    codeLead: $("code-lead"),
+    codeInput: $("code-input"),
+    codeResend: $("code-resend"),
+    codeBack: $("code-back"),
+    signedOut: $("signed-out"),
+    signedOutReason: $("signed-out-reason"),
+    signedOutTime: $("signed-out-time"),
+    dismissSignedOut: $("dismiss-signed-out"),
+    signedIn: $("signed-in"),
+    avatar: $("avatar"),
+    profileName: $("profile-name"),
+    profileEmail: $("profile-email"),
+    profileMeta: $("profile-meta"),
+    live: $("live-indicator"),
+    wsStatus: $("ws-status"),
+    sessionList: $("session-list"),
+    sessionCount: $("session-count"),
+    devicesFoot: $("devices-foot"),
+    rowTemplate: $("session-row-template"),
+    logout: $("logout"),
+    logoutOthers: $("logout-others"),
+    logoutAll: $("logout-all"),
+    toasts: $("toasts"),
+  };
+
+  const show = (node, visible) => {
+    node.hidden = !visible;
+  };
+
+  // ---------------------------------------------------------------- messages
+
+  function showError(message) {
+    el.error.textContent = message;
+    show(el.error, Boolean(message));
+  }
+
+  function clearError() {
+    showError("");
+  }
+
+  function toast(message, kind = "info") {
+    const item = document.createElement("div");
+    item.className = `toast toast-${kind}`;
+    item.textContent = message;
+    el.toasts.append(item);
+    while (el.toasts.childElementCount > 3) el.toasts.firstElementChild.remove();
+    setTimeout(() => item.classList.add("toast-leaving"), 4200);
+    setTimeout(() => item.remove(), 4600);
+  }
+
+  /** A readable message for a problem+json answer (or a network failure). */
+  function describeProblem(problem) {
+    if (!problem) return "Something went wrong.";
+    let text = problem.detail || problem.title || "Something went wrong.";
+    if (Array.isArray(problem.errors) && problem.errors.length) {
+      const parts = problem.errors
+        .filter((error) => error && error.message)
+        .map((error) => {
+          const field = error.field ? String(error.field).replace(/_/g, " ") : "";
+          const sentence = field ? `${field} ${error.message}` : String(error.message);
+          return `${sentence.charAt(0).toUpperCase()}${sentence.slice(1).replace(/\.?$/, ".")}`;
+        });
+      if (parts.length) text += ` ${parts.join(" ")}`;
+    }
+    if (problem.retryAfter) text += ` Try again in ${problem.retryAfter} s.`;
+    return text;
+  }
+
+  function reasonWords(code, own = false) {
+    return (own && OWN_REASONS[code]) || REASONS[code] || "the session was ended";
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  class ApiError extends Error {
+    constructor(status, problem) {
+      super(describeProblem(problem));
+      this.status = status;
+      this.problem = problem || {};
+      this.code = (problem && problem.code) || (status === 0 ? "network" : "error");
+    }
+  }
+
+  async function request(method, path, { body, token } = {}) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch {
+      throw new ApiError(0, { detail: "The server cannot be reached. Check the connection and try again." });
+    }
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const problem = data && typeof data === "object" ? data : { detail: `${response.status} ${response.statusText}` };
+      const retryAfter = response.headers.get("Retry-After");
+      if (retryAfter) problem.retryAfter = retryAfter;
+      throw new ApiError(response.status, problem);
+    }
+    return data;
+  }
+
+  const SESSION_GONE = new Set(["session_revoked", "session_expired", "refresh_token_invalid", "refresh_token_reused"]);
+
+  /** Renews the access token with the refresh cookie; one call at a time. */
+  function refreshAccess() {
+    if (!state.refreshing) {
+      const epoch = state.epoch;
+      state.refreshing = request("POST", "/api/auth/refresh")
+        .then((tokens) => {
+          if (epoch === state.epoch && state.signedIn) acceptTokens(tokens);
+          return tokens;
+        })
+        .finally(() => {
+          state.refreshing = null;
+        });
+    }
+    return state.refreshing;
+  }
+
+  /** An authenticated call: renews an expired token once, and signs out when the session is gone. */
+  async function api(method, path, body) {
+    const epoch = state.epoch;
+    if (!state.accessToken) throw new ApiError(401, { code: "unauthorized", detail: "Not signed in." });
+    if (Date.now() > state.tokenExpiresAt - 5000) await renewOrSignOut(epoch);
+    try {
+      try {
+        return await request(method, path, { body, token: state.accessToken });
+      } catch (error) {
+        if (epoch !== state.epoch || error.code !== "token_expired") throw error;
+        await renewOrSignOut(epoch);
+        return await request(method, path, { body, token: state.accessToken });
+      }
+    } catch (error) {
+      if (epoch === state.epoch && SESSION_GONE.has(error.code)) sessionGone(error.code);
+      throw error;
+    }
+  }
+
+  /**
+   * An HTTP answer says the session has ended. The WebSocket names the precise reason (logout_all, revoked, ...)
+   * within a second, so while it is connected wait briefly for it before falling back to the HTTP code.
+   */
+  let goneTimer = 0;
+  function sessionGone(code) {
+    if (!state.signedIn) return;
+    if (!state.socketOpen) {
+      signOut(code);
+      return;
+    }
+    if (goneTimer) return;
+    const epoch = state.epoch;
+    goneTimer = setTimeout(() => {
+      goneTimer = 0;
+      if (epoch === state.epoch) signOut(code);
+    }, 1500);
+  }
+
+  async function renewOrSignOut(epoch) {
+    try {
+      await refreshAccess();
+    } catch (error) {
+      if (epoch === state.epoch && error.status === 401) sessionGone(error.code);
+      throw error;
+    }
+  }
+
+  // ---------------------------------------------------------------- sign-in and sign-out
+
+  function acceptTokens(tokens) {
+    state.accessToken = tokens.access_token;
+    state.tokenExpiresAt = Date.now() + Number(tokens.expires_in || 0) * 1000;
+    state.sessionId = tokens.session_id;
+    state.user = tokens.user;
+    scheduleRenewal(Number(tokens.expires_in || 0));
+    renderProfile();
+  }
+
+  /** Renews `lead` seconds before the token's end (at most RENEW_BEFORE_S, less for very short tokens). */
+  function scheduleRenewal(expiresIn, retryMs = 0) {
+    clearTimeout(state.renewTimer);
+    const lead = Math.min(RENEW_BEFORE_S, Math.max(5, expiresIn / 5));
+    const delay = retryMs || Math.max(5, expiresIn - lead) * 1000;
+    const epoch = state.epoch;
+    state.renewTimer = setTimeout(async () => {
+      if (epoch !== state.epoch) return;
+      try {
+        await refreshAccess();
+      } catch (error) {
+        if (epoch !== state.epoch) return;
+        if (error.status === 401) sessionGone(error.code);
+        else scheduleRenewal(0, 10000); // a network hiccup: try again in 10 s
+      }
+    }, delay);
+  }
+
+  /** Enters the signed-in view with a TokenResponse. */
+  function signIn(tokens) {
+    state.epoch += 1;
+    state.signedIn = true;
+    state.sessions.clear();
+    state.fresh.clear();
+    state.ending.clear();
+    state.revokedReason = null;
+    state.ownAction = null;
+    state.code = null;
+    acceptTokens(tokens);
+    clearError();
+    show(el.signedOut, false);
+    show(el.loading, false);
+    show(el.authView, false);
+    show(el.signedIn, true);
+    show(el.live, true);
+    el.loginPassword.value = "";
+    el.registerPassword.value = "";
+    el.codeInput.value = "";
+    setWsStatus(false);
+    loadSessions();
+    startPolling();
+    state.reconnectDelay = RECONNECT_MIN_MS;
+    connectSocket();
+  }
+
+  /** Leaves the signed-in view, drops the access token and says why (`reason` is the raw code). */
+  function signOut(reason) {
+    if (!state.signedIn) return;
+    state.epoch += 1;
+    state.signedIn = false;
+    state.accessToken = null;
+    state.tokenExpiresAt = 0;
+    state.sessionId = null;
+    state.sessions.clear();
+    state.fresh.clear();
+    clearTimeout(state.renewTimer);
+    clearInterval(state.pollTimer);
+    clearTimeout(state.reconnectTimer);
+    clearTimeout(goneTimer);
+    goneTimer = 0;
+    closeSocket();
+    setWsStatus(false);
+    clearError();
+    el.toasts.replaceChildren();
+
+    const own = state.ownAction === reason;
+    state.ownAction = null;
+    el.signedOutReason.replaceChildren(`${reasonWords(reason, own)} (`, codeNode(reason), ")");
+    el.signedOutTime.textContent = `At ${formatClock(new Date())}. Sign in again to continue.`;
+    show(el.signedOut, true);
+    show(el.signedIn, false);
+    show(el.live, false);
+    el.sessionList.replaceChildren();
+    showAuthForms();
+    show(el.authView, true);
+    if (state.user) el.loginEmail.value = state.user.email;
+    state.user = null;
+    document.title = "Signed out · authd console";
+  }
+
+  function codeNode(text) {
+    const code = document.createElement("code");
+    code.className = "reason-code";
+    code.textContent = text;
+    return code;
+  }
+
+  // ---------------------------------------------------------------- the WebSocket
+
+  function setWsStatus(connected) {
+    state.socketOpen = connected;
+    el.wsStatus.textContent = connected ? "connected" : "disconnected";
+    el.live.classList.toggle("is-connected", connected);
+  }
+
+  function closeSocket() {
+    const socket = state.socket;
+    state.socket = null;
+    if (socket) {
+      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+      try {
+        socket.close(1000, "bye");
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  let connectSeq = 0;
+  async function connectSocket() {
+    const epoch = state.epoch;
+    const seq = ++connectSeq; // a later call supersedes this one
+    clearTimeout(state.reconnectTimer);
+    closeSocket();
+    let ticket;
+    try {
+      ({ ticket } = await api("POST", "/api/auth/ws-ticket"));
+    } catch {
+      if (epoch === state.epoch && seq === connectSeq && state.signedIn) scheduleReconnect();
+      return;
+    }
+    if (epoch !== state.epoch || seq !== connectSeq || !state.signedIn) return;
+
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/api/ws?ticket=${encodeURIComponent(ticket)}`);
+    state.socket = socket;
+
+    socket.onmessage = (event) => {
+      if (state.socket !== socket) return;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      handleServerMessage(message);
+    };
+    socket.onclose = (event) => {
+      if (state.socket !== socket) return;
+      state.socket = null;
+      setWsStatus(false);
+      if (event.code === SESSION_ENDED_CLOSE) {
+        signOut(state.revokedReason || "session_revoked");
+        return;
+      }
+      if (state.signedIn && epoch === state.epoch) scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(state.reconnectTimer);
+    const delay = state.reconnectDelay;
+    state.reconnectDelay = Math.min(RECONNECT_MAX_MS, state.reconnectDelay * 2);
+    const jittered = delay / 2 + Math.random() * (delay / 2);
+    el.devicesFoot.textContent = `Live updates lost; reconnecting in ${Math.ceil(jittered / 1000)} s…`;
+    state.reconnectTimer = setTimeout(() => {
+      if (state.signedIn) connectSocket();
+    }, jittered);
+  }
+
+  function handleServerMessage(message) {
+    switch (message.type) {
+      case "hello":
+        setWsStatus(true);
+        state.reconnectDelay = RECONNECT_MIN_MS;
+        el.devicesFoot.textContent = "";
+        loadSessions(); // our own dot just turned green
+        break;
+      case "session_revoked":
+        if (!message.session_id || message.session_id === state.sessionId) {
+          state.revokedReason = message.reason || "session_revoked";
+          signOut(state.revokedReason);
+        }
+        break;
+      case "session_created": {
+        const session = message.session;
+        if (!session || !session.id) break;
+        if (!state.sessions.has(session.id)) {
+          state.sessions = new Map([[session.id, { ...session, current: false }], ...state.sessions]);
+          state.fresh.add(session.id);
+          renderSessions();
+        }
+        toast(`New sign-in: ${session.device || "unknown device"}`, "success");
+        // The new device opens its own WebSocket right after signing in: look again soon for its dot.
+        const epoch = state.epoch;
+        for (const wait of [800, 2000]) {
+          setTimeout(() => epoch === state.epoch && loadSessions(), wait);
+        }
+        break;
+      }
+      case "session_ended": {
+        const gone = state.sessions.get(message.session_id);
+        if (message.session_id && message.session_id !== state.sessionId) {
+          state.sessions.delete(message.session_id);
+          renderSessions();
+          if (gone && !state.ending.has(message.session_id)) {
+            toast(`Device signed out: ${gone.device || "unknown device"} (${message.reason || "ended"})`);
+          }
+        }
+        loadSessions();
+        break;
+      }
+      default:
+        break; // unknown frames are ignored
+    }
+  }
+
+  // ---------------------------------------------------------------- the device list
+
+  function startPolling() {
+    clearInterval(state.pollTimer);
+    state.pollTimer = setInterval(() => {
+      if (state.signedIn && document.visibilityState !== "hidden") loadSessions();
+    }, POLL_MS);
+  }
+
+  let loadSeq = 0;
+  async function loadSessions() {
+    if (!state.signedIn) return;
+    const epoch = state.epoch;
+    const seq = ++loadSeq;
+    try {
+      const data = await api("GET", "/api/auth/sessions");
+      if (epoch !== state.epoch || seq !== loadSeq) return; // a newer answer wins
+      state.sessions = new Map((data.sessions || []).map((session) => [session.id, session]));
+      renderSessions();
+    } catch (error) {
+      if (epoch === state.epoch && state.signedIn && error.code !== "token_expired") {
+        el.devicesFoot.textContent = `Could not load the devices: ${error.message}`;
+      }
+    }
+  }
+
+  function renderSessions() {
+    const rows = [];
+    for (const session of state.sessions.values()) rows.push(renderRow(session));
+    el.sessionList.replaceChildren(...rows);
+    const count = state.sessions.size;
+    el.sessionCount.textContent = String(count);
+    const online = [...state.sessions.values()].filter((session) => session.online).length;
+    el.sessionCount.title = `${count} signed in, ${online} online`;
+    el.logoutOthers.disabled = count < 2;
+    if (!el.devicesFoot.textContent.startsWith("Live updates lost")) {
+      el.devicesFoot.textContent = count ? `${online} of ${count} online · updated ${formatClock(new Date())}` : "";
+    }
+  }
+
+  function renderRow(session) {
+    const row = el.rowTemplate.content.firstElementChild.cloneNode(true);
+    const online = Boolean(session.online);
+    row.dataset.sessionId = session.id;
+    row.dataset.online = String(online);
+    row.classList.toggle("is-online", online);
+    row.classList.toggle("is-current", Boolean(session.current));
+    if (state.fresh.has(session.id)) {
+      row.classList.add("is-fresh");
+      state.fresh.delete(session.id);
+    }
+    const dot = row.querySelector(".dot");
+    dot.title = online ? "Online now" : "Offline";
+
+    const device = row.querySelector(".session-device");
+    device.textContent = session.device || "Unknown device";
+    if (session.user_agent) device.title = session.user_agent;
+
+    const badge = row.querySelector("[data-testid=this-device]");
+    if (!session.current) badge.remove();
+    row.querySelector(".presence").textContent = online ? "online" : "offline";
+
+    row.querySelector(".meta-ip").textContent = session.ip || "unknown IP";
+    setTime(row.querySelector(".meta-created"), "Signed in", session.created_at);
+    setTime(row.querySelector(".meta-used"), "Last active", session.last_used_at);
+
+    const revoke = row.querySelector("[data-testid=revoke]");
+    revoke.title = session.current ? "End this session (signs this browser out)" : `End the session of ${device.textContent}`;
+    revoke.addEventListener("click", () => revokeSession(session, revoke));
+    return row;
+  }
+
+  function setTime(node, label, iso) {
+    const date = iso ? new Date(iso) : null;
+    if (!date || Number.isNaN(date.getTime())) {
+      node.textContent = `${label} —`;
+      return;
+    }
+    node.textContent = `${label} ${formatRelative(date)}`;
+    node.title = `${label} ${formatFull(date)}`;
+  }
+
+  // ---------------------------------------------------------------- times
+
+  const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+  const full = new Intl.DateTimeFormat("en", { dateStyle: "medium", timeStyle: "medium" });
+  const clock = new Intl.DateTimeFormat("en", { timeStyle: "medium" });
+  const day = new Intl.DateTimeFormat("en", { dateStyle: "medium" });
+
+  function formatRelative(date) {
+    const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+    const abs = Math.abs(seconds);
+    if (abs < 45) return "just now";
+    if (abs < 3600) return relative.format(Math.round(seconds / 60), "minute");
+    if (abs < 86400) return relative.format(Math.round(seconds / 3600), "hour");
+    if (abs < 7 * 86400) return relative.format(Math.round(seconds / 86400), "day");
+    return `on ${day.format(date)}`;
+  }
+
+  const formatFull = (date) => full.format(date);
+  const formatClock = (date) => clock.format(date);
+
+  // ---------------------------------------------------------------- the profile
+
+  function renderProfile() {
+    const user = state.user;
+    if (!user) return;
+    const name = user.name && user.name.trim() ? user.name.trim() : null;
+    el.profileName.textContent = name || user.email;
+    el.profileEmail.textContent = name ? user.email : "No name set";
+    const since = user.created_at ? ` · Account since ${day.format(new Date(user.created_at))}` : "";
+    el.profileMeta.textContent = `${user.email_verified ? "Email verified" : "Email not verified"}${since}`;
+    const source = name || user.email;
+    const initials = name
+      ? name.split(/\s+/).filter(Boolean).slice(0, 2).map((part) => part[0]).join("")
+      : source.charAt(0);
+    el.avatar.textContent = initials.toUpperCase();
+    document.title = `${name || user.email} · authd console`;
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  async function busy(button, work) {
+    if (button.disabled) return;
+    button.disabled = true;
+    button.classList.add("is-busy");
+    try {
+      await work();
+    } finally {
+      button.disabled = false;
+      button.classList.remove("is-busy");
+    }
+  }
+
+  function revokeSession(session, button) {
+    busy(button, async () => {
+      clearError();
+      const epoch = state.epoch;
+      state.ending.add(session.id);
+      if (session.current) state.ownAction = "revoked";
+      try {
+        await api("DELETE", `/api/auth/sessions/${encodeURIComponent(session.id)}`);
+        if (epoch !== state.epoch) return;
+        if (session.current) {
+          signOut("revoked");
+          return;
+        }
+        state.sessions.delete(session.id);
+        renderSessions();
+        toast(`Revoked: ${session.device || "device"}`);
+        loadSessions();
+      } catch (error) {
+        state.ending.delete(session.id);
+        state.ownAction = null;
+        if (epoch === state.epoch) showError(error.message);
+      }
+    });
+  }
+
+  el.logout.addEventListener("click", () =>
+    busy(el.logout, async () => {
+      clearError();
+      const epoch = state.epoch;
+      state.ownAction = "logout";
+      try {
+        await api("POST", "/api/auth/logout");
+        if (epoch === state.epoch) signOut("logout");
+      } catch (error) {
+        state.ownAction = null;
+        if (epoch === state.epoch) showError(error.message);
+      }
+    }),
+  );
+
+  el.logoutOthers.addEventListener("click", () =>
+    busy(el.logoutOthers, async () => {
+      clearError();
+      const epoch = state.epoch;
+      const others = [...state.sessions.values()].filter((session) => !session.current);
+      for (const session of others) state.ending.add(session.id);
+      try {
+        await api("POST", "/api/auth/logout-all", { keep_current: true });
+        if (epoch !== state.epoch) return;
+        for (const [id, session] of state.sessions) if (!session.current) state.sessions.delete(id);
+        renderSessions();
+        toast(others.length === 1 ? "Signed out 1 other device" : `Signed out ${others.length} other devices`, "success");
+        loadSessions();
+      } catch (error) {
+        if (epoch === state.epoch) showError(error.message);
+      }
+    }),
+  );
+
+  el.logoutAll.addEventListener("click", () =>
+    busy(el.logoutAll, async () => {
+      clearError();
+      const epoch = state.epoch;
+      state.ownAction = "logout_all";
+      try {
+        await api("POST", "/api/auth/logout-all", { keep_current: false });
+        if (epoch === state.epoch) signOut("logout_all");
+      } catch (error) {
+        state.ownAction = null;
+        if (epoch === state.epoch) showError(error.message);
+      }
+    }),
+  );
+
+  el.dismissSignedOut.addEventListener("click", () => show(el.signedOut, false));
+
+  // ---------------------------------------------------------------- forms
+
+  function showAuthForms() {
+    state.code = null;
+    show(el.codeForm, false);
+    show(el.authForms, true);
+  }
+
+  function showCodeStep(code) {
+    state.code = code;
+    const leads = {
+      verify_email: `We sent a 6-digit code to ${code.email} to confirm the address.`,
+      login: `We sent a 6-digit sign-in code to ${code.email} (if it has a verified account).`,
+      mfa: `This account asks for a second step: we sent a 6-digit code to ${code.email}.`,
+    };
+    el.codeTitle.textContent = code.mode === "verify_email" ? "Confirm your email" : "Enter the 6-digit code";
+    el.codeLead.textContent = leads[code.mode];
+    el.codeInput.value = "";
+    show(el.authForms, false);
+    show(el.codeForm, true);
+    el.codeInput.focus();
+  }
+
+  function formButton(form) {
+    return form.querySelector("button[type=submit]");
+  }
+
+  function requireFields(pairs) {
+    for (const [input, message] of pairs) {
+      if (!input.value.trim()) {
+        showError(message);
+        input.focus();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  el.loginForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const email = el.loginEmail.value.trim();
+    const password = el.loginPassword.value;
+    if (!requireFields([[el.loginEmail, "Enter your email address."], [el.loginPassword, "Enter your password."]])) return;
+    busy(formButton(el.loginForm), async () => {
+      clearError();
+      try {
+        const answer = await request("POST", "/api/auth/login", { body: { email, password } });
+        if (answer && answer.mfa_required) {
+          const methods = answer.methods || [];
+          if (!methods.includes("email_otp")) {
+            showError("This account needs a second factor this console does not support yet.");
+            return;
+          }
+          showCodeStep({ mode: "mfa", email, challengeId: answer.challenge_id });
+          return;
+        }
+        signIn(answer);
+      } catch (error) {
+        if (error.code === "email_not_verified") {
+          await requestCode(email, "verify_email");
+          showCodeStep({ mode: "verify_email", email });
+          showError(`${error.message} We sent a new code to confirm it.`);
+          return;
+        }
+        showError(error.message);
+      }
+    });
+  });
+
+  el.loginWithCode.addEventListener("click", () => {
+    const email = el.loginEmail.value.trim();
+    if (!requireFields([[el.loginEmail, "Enter your email address first."]])) return;
+    busy(el.loginWithCode, async () => {
+      clearError();
+      if (await requestCode(email, "login")) showCodeStep({ mode: "login", email });
+    });
+  });
+
+  el.registerForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const email = el.registerEmail.value.trim();
+    const password = el.registerPassword.value;
+    const name = el.registerName.value.trim();
+    if (!requireFields([[el.registerEmail, "Enter an email address."], [el.registerPassword, "Choose a password."]])) return;
+    busy(formButton(el.registerForm), async () => {
+      clearError();
+      const body = { email, password };
+      if (name) body.name = name;
+      try {
+        await request("POST", "/api/auth/register", { body });
+        showCodeStep({ mode: "verify_email", email });
+      } catch (error) {
+        showError(error.message);
+      }
+    });
+  });
+
+  el.codeInput.addEventListener("input", () => {
+    const digits = el.codeInput.value.replace(/\D/g, "").slice(0, 6);
+    if (digits !== el.codeInput.value) el.codeInput.value = digits;
+  });
+
+  el.codeForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const step = state.code;
+    if (!step) return;
+    const code = el.codeInput.value.trim();
+    if (!/^\d{6}$/.test(code)) {
+      showError("The code has 6 digits.");
+      el.codeInput.focus();
+      return;
+    }
+    busy(formButton(el.codeForm), async () => {
+      clearError();
+      try {
+        let tokens;
+        if (step.mode === "verify_email") {
+          tokens = await request("POST", "/api/auth/verify-email", { body: { email: step.email, code } });
+        } else if (step.mode === "login") {
+          tokens = await request("POST", "/api/auth/otp/login", { body: { email: step.email, code } });
+        } else {
+          tokens = await request("POST", "/api/auth/login/verify", {
+            body: { challenge_id: step.challengeId, method: "email_otp", code },
+          });
+        }
+        signIn(tokens);
+      } catch (error) {
+        showError(error.message);
+        el.codeInput.select();
+      }
+    });
+  });
+
+  async function requestCode(email, purpose) {
+    try {
+      await request("POST", "/api/auth/otp/request", { body: { email, purpose } });
+      return true;
+    } catch (error) {
+      showError(error.message);
+      return false;
+    }
+  }
+
+  el.codeResend.addEventListener("click", () => {
+    const step = state.code;
+    if (!step) return;
+    busy(el.codeResend, async () => {
+      clearError();
+      if (step.mode === "mfa") {
+        showError("Sign in again with your password to get a new code.");
+        return;
+      }
+      if (await requestCode(step.email, step.mode)) toast("If the address can receive one, a new code is on its way (at most one a minute).");
+    });
+  });
+
+  el.codeBack.addEventListener("click", () => {
+    clearError();
+    showAuthForms();
+  });
+
+  // ---------------------------------------------------------------- start
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible" || !state.signedIn) return;
+    loadSessions();
+    if (!state.socket && !state.socketOpen) connectSocket();
+  });
+
+  // Relative times stay fresh between polls.
+  setInterval(() => {
+    if (state.signedIn && document.visibilityState !== "hidden") renderSessions();
+  }, 30000);
+
+  async function start() {
+    try {
+      // No body: the HttpOnly refresh cookie, if any, restores the session.
+      const tokens = await request("POST", "/api/auth/refresh");
+      signIn(tokens);
+    } catch (error) {
+      show(el.loading, false);
+      showAuthForms();
+      show(el.authView, true);
+      if (error.code === "refresh_token_reused") {
+        el.signedOutReason.replaceChildren(`${reasonWords(error.code)} (`, codeNode(error.code), ")");
+        el.signedOutTime.textContent = "Sign in again to continue.";
+        show(el.signedOut, true);
+      } else if (error.status === 0 || error.status >= 500) {
+        showError(error.message);
+      }
+      el.loginEmail.focus();
+    }
+  }
+
+  start();
+})();
