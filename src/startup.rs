@@ -9,7 +9,7 @@ use crate::{
     config::Settings,
     database,
     email::{Mailer, MailerError},
-    http::{extract::BODY_LIMIT, problems, rate_limit::IpRateLimiter, routes},
+    http::{extract::BODY_LIMIT, hardening, problems, rate_limit::IpRateLimiter, routes},
     passwords::{PasswordError, PasswordHasher},
     realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
     services::{AppState, now, revocation, seconds},
@@ -92,6 +92,7 @@ impl Application {
                 .app_data(rate_limiter.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(from_fn(problems::problem_bodies))
+                .wrap(from_fn(hardening::secure_headers))
                 .wrap(from_fn(telemetry::access_log))
                 .configure(routes::configure)
                 .default_service(web::to(problems::not_found))

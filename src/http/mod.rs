@@ -7,6 +7,7 @@ pub mod codes;
 pub mod console;
 pub mod docs;
 pub mod extract;
+pub mod hardening;
 pub mod health;
 pub mod openapi;
 pub mod problems;

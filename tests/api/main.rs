@@ -5,6 +5,7 @@
 mod helpers;
 
 mod bad_input;
+mod browser;
 mod cluster;
 mod configuration;
 mod login;
