@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// How long a sender may hold a mail before another may take it over.
-const CLAIM_MS: i64 = 60_000;
+const CLAIM_MS: i64 = 30_000;
 /// Retries back off from one second up to five minutes.
 const LONGEST_RETRY_MS: i64 = 300_000;
 /// A mail still unsent after a day is dropped (its codes died long before).

@@ -54,7 +54,10 @@ pub async fn secure_headers(
     }
     if let (Some(origin), Some(true)) = (origin, allowed) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
     }
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     Ok(response)

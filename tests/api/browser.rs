@@ -15,15 +15,26 @@ async fn signing_out_everywhere_shows_on_the_other_browser_within_a_second() {
         root.join("tests/browser/node_modules/playwright-core").exists(),
         "run `npm ci --prefix tests/browser` first"
     );
-    assert!(std::path::Path::new("/usr/bin/chromium").exists(), "install Debian's chromium first");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "install Debian's chromium first"
+    );
 
     // The page's origin must be allowed before the server starts, so its port is chosen here.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
     let origin = format!("http://127.0.0.1:{port}");
     let app = spawn_app_with(&[("PORT", &port), ("ALLOWED_ORIGINS", &origin)]).await;
     let (email, tokens) = app.user_with_session().await;
     // Verifying signed this client in; the two browsers are to be the only devices.
-    assert_eq!(app.post_authed("/api/auth/logout", &tokens.access, None).await.status(), 204);
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &tokens.access, None).await.status(),
+        204
+    );
 
     let output_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&output_dir).unwrap();

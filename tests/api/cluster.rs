@@ -237,3 +237,27 @@ async fn delivery_latency_across_two_nodes() {
     }
     crate::helpers::report_latency("two nodes", &mut latencies);
 }
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn back_off_holds_across_nodes() {
+    let (node_a, _) = two_nodes().await;
+    let node_b = spawn_app_with(&[
+        ("DATABASE_URL", &node_a.database_url),
+        ("LOGIN_LOCKOUT_THRESHOLD", "10"),
+    ])
+    .await;
+    let (email, _) = node_a.user_with_session().await;
+    // Ten failures spread over both nodes lock the address on both.
+    for attempt in 0..10 {
+        let node = if attempt % 2 == 0 { &node_a } else { &node_b };
+        assert_problem(
+            node.login(&email, "a wrong password here").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_problem(node_a.login(&email, PASSWORD).await, 429, "account_locked").await;
+    assert_problem(node_b.login(&email, PASSWORD).await, 429, "account_locked").await;
+}

@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod abuse;
 mod bad_input;
 mod browser;
 mod cluster;
+mod codes;
 mod configuration;
 mod login;
 mod operations;

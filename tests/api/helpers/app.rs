@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::smtp::MailServer;
 
 pub const JWT_SECRET: &str = "test-jwt-secret-that-is-at-least-32-bytes-long";
+pub const OTP_SECRET: &str = "test-otp-secret-that-is-at-least-32-bytes-long";
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";

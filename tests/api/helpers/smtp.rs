@@ -36,6 +36,8 @@ pub struct MailServer {
     pub port: u16,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
     arrived: Arc<Notify>,
+    /// The listener and every open connection, so the server can be stopped like a crashed relay.
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl MailServer {
@@ -46,17 +48,38 @@ impl MailServer {
             port,
             mails: Arc::default(),
             arrived: Arc::default(),
+            tasks: Arc::default(),
         };
-        let accepting = server.clone();
-        tokio::spawn(async move {
+        server.accept(listener);
+        server
+    }
+
+    fn accept(&self, listener: TcpListener) {
+        let accepting = self.clone();
+        let handle = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let connection = accepting.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     let _ = connection.serve(stream).await;
                 });
+                accepting.tasks.lock().unwrap().push(task.abort_handle());
             }
         });
-        server
+        self.tasks.lock().unwrap().push(handle.abort_handle());
+    }
+
+    /// Stops listening and drops every connection: connecting is refused until `resume`.
+    pub async fn stop(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Listens again on the same port.
+    pub async fn resume(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.accept(listener);
     }
 
     async fn serve(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
@@ -149,19 +172,34 @@ impl MailServer {
 
     /// Waits until `address` has received a mail with `subject`.
     pub async fn wait_for_subject(&self, address: &str, subject: &str) -> ReceivedMail {
+        self.wait_for_new_subject(address, subject, 0).await
+    }
+
+    /// How many mails with `subject` `address` has received.
+    pub async fn count_subject(&self, address: &str, subject: &str) -> usize {
+        self.mails_to(address)
+            .await
+            .iter()
+            .filter(|mail| mail.subject() == subject)
+            .count()
+    }
+
+    /// Waits until `address` has more than `already` mails with `subject`, and answers the newest.
+    pub async fn wait_for_new_subject(&self, address: &str, subject: &str, already: usize) -> ReceivedMail {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let arrived = self.arrived.notified();
-            if let Some(mail) = self
+            let matching: Vec<ReceivedMail> = self
                 .mails_to(address)
                 .await
                 .into_iter()
-                .find(|mail| mail.subject() == subject)
-            {
-                return mail;
+                .filter(|mail| mail.subject() == subject)
+                .collect();
+            if matching.len() > already {
+                return matching.last().cloned().unwrap();
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                panic!("no mail '{subject}' for {address} within 15 s");
+                panic!("no new mail '{subject}' for {address} within 15 s");
             }
         }
     }

@@ -1,0 +1,253 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    TestApp,
+    app::{PASSWORD, SAFARI_IPHONE, Tokens, assert_problem, unique_email},
+    spawn_app, spawn_app_with,
+};
+
+async fn request_code(app: &TestApp, email: &str, purpose: &str) {
+    let response = app
+        .post_json("/api/auth/otp/request", &json!({"email": email, "purpose": purpose}))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "sent_if_eligible"})
+    );
+}
+
+async fn mailed_code(app: &TestApp, email: &str, purpose: &str, subject: &str) -> String {
+    let before = app.mail.count_subject(email, subject).await;
+    request_code(app, email, purpose).await;
+    app.mail
+        .wait_for_new_subject(email, subject, before)
+        .await
+        .code()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn passwordless_sign_in_with_a_login_code() {
+    let app = spawn_app().await;
+    let (email, _) = app.user_with_session().await;
+    let code = mailed_code(&app, &email, "login", "Your sign-in code").await;
+    let response = app
+        .post_json("/api/auth/otp/login", &json!({"email": email, "code": code}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens = Tokens::from_body(response.json().await.unwrap());
+    assert_eq!(
+        app.get_authed("/api/users/me", &tokens.access).await.status(),
+        StatusCode::OK
+    );
+    // Single use.
+    let again = app
+        .post_json("/api/auth/otp/login", &json!({"email": email, "code": code}))
+        .await;
+    assert_problem(again, 400, "otp_invalid").await;
+}
+
+#[actix_web::test]
+async fn codes_are_only_mailed_to_eligible_addresses() {
+    let app = spawn_app().await;
+    let (verified, _) = app.user_with_session().await;
+    let unverified = unique_email();
+    app.register(&unverified, PASSWORD).await;
+    app.mail.wait_for_mail(&unverified, 0).await;
+    let unknown = unique_email();
+
+    request_code(&app, &unknown, "login").await;
+    request_code(&app, &unknown, "password_reset").await;
+    request_code(&app, &unverified, "login").await;
+    request_code(&app, &verified, "verify_email").await;
+    app.mail.assert_no_new_mail(&unknown, 0).await;
+    app.mail.assert_no_new_mail(&unverified, 1).await;
+    app.mail.assert_no_new_mail(&verified, 1).await;
+
+    // An unverified address may ask again, and may reset.
+    assert_eq!(
+        mailed_code(&app, &unverified, "verify_email", "Confirm your email address")
+            .await
+            .len(),
+        6
+    );
+    let bad_purpose = app
+        .post_json(
+            "/api/auth/otp/request",
+            &json!({"email": verified, "purpose": "login_challenge"}),
+        )
+        .await;
+    assert_problem(bad_purpose, 422, "validation_failed").await;
+}
+
+#[actix_web::test]
+async fn a_code_sent_again_keeps_the_registration_password() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    app.mail.wait_for_mail(&email, 0).await;
+    let code = mailed_code(&app, &email, "verify_email", "Confirm your email address").await;
+    assert_eq!(app.verify_email(&email, &code).await.status(), StatusCode::OK);
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_password_reset_ends_every_session_and_the_old_password() {
+    let app = spawn_app().await;
+    let (email, laptop) = app.user_with_session().await;
+    let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    let mut laptop_socket = app.socket(&laptop.access).await;
+    let code = mailed_code(&app, &email, "password_reset", "Your password reset code").await;
+
+    let weak = app
+        .post_json(
+            "/api/auth/password/reset",
+            &json!({"email": email, "code": code, "new_password": "password"}),
+        )
+        .await;
+    assert_problem(weak, 422, "validation_failed").await;
+    let wrong = app
+        .post_json(
+            "/api/auth/password/reset",
+            &json!({"email": email, "code": "000000", "new_password": "a fresh new passphrase"}),
+        )
+        .await;
+    if code != "000000" {
+        assert_problem(wrong, 400, "otp_invalid").await;
+    }
+    let reset = app
+        .post_json(
+            "/api/auth/password/reset",
+            &json!({"email": email, "code": code, "new_password": "a fresh new passphrase"}),
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    assert!(reset.headers().get("set-cookie").is_none(), "a reset does not sign in");
+
+    let event = laptop_socket.next_json().await;
+    assert_eq!(
+        event,
+        json!({"type": "session_revoked", "session_id": laptop.session, "reason": "password_reset"})
+    );
+    assert_eq!(laptop_socket.close_code(Duration::from_secs(5)).await, 4001);
+    for tokens in [&laptop, &phone] {
+        assert_problem(
+            app.get_authed("/api/users/me", &tokens.access).await,
+            401,
+            "session_revoked",
+        )
+        .await;
+        assert_problem(app.refresh(&tokens.refresh).await, 401, "refresh_token_invalid").await;
+    }
+    assert_problem(app.login(&email, PASSWORD).await, 401, "invalid_credentials").await;
+    assert_eq!(
+        app.login(&email, "a fresh new passphrase").await.status(),
+        StatusCode::OK
+    );
+}
+
+async fn enable_second_factor(app: &TestApp, access: &str) {
+    let wrong = app
+        .client
+        .put(app.url("/api/users/me/mfa/email-otp"))
+        .bearer_auth(access)
+        .json(&json!({"enabled": true, "password": "not the password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(wrong, 403, "invalid_password").await;
+    let response = app
+        .client
+        .put(app.url("/api/users/me/mfa/email-otp"))
+        .bearer_auth(access)
+        .json(&json!({"enabled": true, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["mfa"]["email_otp"], true);
+}
+
+async fn challenge(app: &TestApp, email: &str) -> (String, String) {
+    let before = app.mail.count_subject(email, "Your sign-in code").await;
+    let response = app.login(email, PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["mfa_required"], true);
+    assert_eq!(body["methods"], json!(["email_otp"]));
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    assert!(body.get("access_token").is_none(), "no tokens before the second factor");
+    let code = app
+        .mail
+        .wait_for_new_subject(email, "Your sign-in code", before)
+        .await
+        .code()
+        .unwrap();
+    (body["challenge_id"].as_str().unwrap().to_owned(), code)
+}
+
+async fn answer(app: &TestApp, challenge: &str, code: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/auth/login/verify",
+        &json!({"challenge_id": challenge, "method": "email_otp", "code": code}),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn the_email_second_factor_challenges_a_password_sign_in() {
+    let app = spawn_app().await;
+    let (email, tokens) = app.user_with_session().await;
+    enable_second_factor(&app, &tokens.access).await;
+    let (challenge_id, code) = challenge(&app, &email).await;
+
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    assert_problem(answer(&app, &challenge_id, wrong).await, 400, "otp_invalid").await;
+    let totp = app
+        .post_json(
+            "/api/auth/login/verify",
+            &json!({"challenge_id": challenge_id, "method": "totp", "code": code}),
+        )
+        .await;
+    assert_problem(totp, 422, "validation_failed").await;
+    let right = answer(&app, &challenge_id, &code).await;
+    assert_eq!(right.status(), StatusCode::OK);
+    let signed_in = Tokens::from_body(right.json().await.unwrap());
+    assert_eq!(
+        app.get_authed("/api/users/me", &signed_in.access).await.status(),
+        StatusCode::OK
+    );
+    assert_problem(answer(&app, &challenge_id, &code).await, 400, "challenge_invalid").await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_problem(answer(&app, &unknown, &code).await, 400, "challenge_invalid").await;
+}
+
+#[actix_web::test]
+async fn an_expired_challenge_is_invalid() {
+    let app = spawn_app_with(&[("OTP_TTL", "1")]).await;
+    let (email, tokens) = app.user_with_session().await;
+    enable_second_factor(&app, &tokens.access).await;
+    let (challenge_id, code) = challenge(&app, &email).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_problem(answer(&app, &challenge_id, &code).await, 400, "challenge_invalid").await;
+}
+
+#[actix_web::test]
+async fn two_parallel_right_code_sign_ins_make_one_session() {
+    let app = spawn_app().await;
+    let (email, _) = app.user_with_session().await;
+    let code = mailed_code(&app, &email, "login", "Your sign-in code").await;
+    let body = json!({"email": email, "code": code});
+    let (first, second) = tokio::join!(
+        app.post_json("/api/auth/otp/login", &body),
+        app.post_json("/api/auth/otp/login", &body)
+    );
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400]);
+}
