@@ -7,6 +7,7 @@ pub mod domain;
 pub mod email;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod passwords;
 pub mod realtime;
 pub mod secret;

@@ -10,6 +10,7 @@ use crate::{
     database,
     email::{Mailer, MailerError},
     http::{extract::BODY_LIMIT, hardening, problems, rate_limit::IpRateLimiter, routes},
+    metrics::Metrics,
     passwords::{PasswordError, PasswordHasher},
     realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
     services::{AppState, now, revocation, seconds},
@@ -25,6 +26,8 @@ pub enum StartupError {
     Listen(#[from] std::io::Error),
     #[error("mail: {0}")]
     Mail(#[from] MailerError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("passwords: {0}")]
     Password(#[from] PasswordError),
 }
@@ -41,16 +44,20 @@ impl Application {
         let database = database::connect(&settings.database_url).await?;
         database::migrate(&database).await?;
 
+        let metrics = std::sync::Arc::new(Metrics::new()?);
         let node = uuid::Uuid::now_v7();
-        let (manager, views) =
-            SessionManager::new(settings.access_token_ttl, PresenceWriter::start(database.clone(), node));
+        let (manager, views) = SessionManager::new(
+            settings.access_token_ttl,
+            PresenceWriter::start(database.clone(), node),
+            metrics.clone(),
+        );
         let manager = manager.start();
         // Sessions ended before this start may still have live access tokens: refuse them from the first request.
         let window = settings.access_token_ttl + std::time::Duration::from_secs(LEEWAY_SECONDS);
         for event in revocation::recent(&database, now() - seconds(window)).await? {
             let _ = manager.send(event).await;
         }
-        let bus = EventBus::new(manager, node);
+        let bus = EventBus::new(manager, node, metrics.clone());
         let catch_up_database = database.clone();
         bus.spawn_listener(&database, move || {
             let database = catch_up_database.clone();
@@ -76,6 +83,7 @@ impl Application {
             )?,
             bus,
             views,
+            metrics,
             database,
             settings,
         });

@@ -2,12 +2,15 @@
 
 use std::time::Instant;
 
+use actix_web::web;
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
 };
 use tracing_subscriber::EnvFilter;
+
+use crate::services::AppState;
 
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -26,7 +29,19 @@ pub async fn access_log(
     let path = request.path().to_owned();
     let response = next.call(request).await?;
     let status = response.status().as_u16();
-    let micros = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let micros = elapsed.as_micros() as u64;
+    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        state
+            .metrics
+            .http_request_duration
+            .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+            .observe(elapsed.as_secs_f64());
+    }
     if response.status().is_server_error() {
         tracing::warn!(%method, %path, status, micros, "request");
     } else {

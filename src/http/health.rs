@@ -30,3 +30,19 @@ pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
         .map_err(|_| AppError::ServiceUnavailable("database".to_owned()))?;
     Ok(HttpResponse::Ok().json(HealthStatus { status: "ok" }))
 }
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state
+        .metrics
+        .password_hash_queue
+        .set(i64::try_from(state.passwords.queue_depth()).unwrap_or(i64::MAX));
+    HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .body(state.metrics.render())
+}

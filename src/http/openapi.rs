@@ -31,6 +31,7 @@ use utoipa::{
         super::account::delete_me,
         super::health::live,
         super::health::ready,
+        super::health::metrics,
     ),
     components(schemas(super::auth::ChallengeResponse, crate::error::Problem, crate::error::FieldError, crate::domain::RevocationReason)),
     modifiers(&BearerScheme),

@@ -10,6 +10,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/console.js").route(web::get().to(console::script)))
         .service(resource("/console.css").route(web::get().to(console::style)))
         .service(resource("/health/live").route(web::get().to(health::live)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(resource("/health/ready").route(web::get().to(health::ready)))
         .service(resource("/api/openapi.json").route(web::get().to(openapi::document)))
         .service(resource("/docs").route(web::get().to(docs::page)))

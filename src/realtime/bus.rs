@@ -40,11 +40,12 @@ struct Envelope {
 pub struct EventBus {
     manager: Addr<SessionManager>,
     node: Uuid,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl EventBus {
-    pub fn new(manager: Addr<SessionManager>, node: Uuid) -> Self {
-        Self { manager, node }
+    pub fn new(manager: Addr<SessionManager>, node: Uuid, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        Self { manager, node, metrics }
     }
 
     /// This node's id; it names the node's presence rows and its listening connection.
@@ -62,6 +63,10 @@ impl EventBus {
         if event.sessions.is_empty() {
             return;
         }
+        self.metrics
+            .revocations
+            .with_label_values(&[event.reason.as_str()])
+            .inc_by(event.sessions.len() as u64);
         if let Err(error) = self.manager.send(event).await {
             tracing::error!(%error, "the session manager did not take a revocation");
         }

@@ -56,6 +56,7 @@ pub struct SessionManager {
     /// How long after its end a session can still have a valid access token: token life plus leeway.
     remember_for: chrono::Duration,
     sockets: HashMap<Uuid, HashMap<Uuid, HashMap<u64, Recipient<Push>>>>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Read-only views of the manager's sets, for the request path.
@@ -66,7 +67,11 @@ pub struct ManagerViews {
 }
 
 impl SessionManager {
-    pub fn new(access_token_life: Duration, shared_presence: PresenceWriter) -> (Self, ManagerViews) {
+    pub fn new(
+        access_token_life: Duration,
+        shared_presence: PresenceWriter,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> (Self, ManagerViews) {
         let (revoked, revoked_view) = RevokedSessions::new();
         let (presence, presence_view) = LocalPresence::new();
         let remember_for =
@@ -78,6 +83,7 @@ impl SessionManager {
             shared_presence,
             remember_for,
             sockets: HashMap::new(),
+            metrics,
         };
         (
             manager,
@@ -88,7 +94,7 @@ impl SessionManager {
         )
     }
 
-    fn send_to_user(&self, user: &Uuid, skip: &HashSet<Uuid>, text: &str) {
+    fn send_to_user(&self, user: &Uuid, skip: &HashSet<Uuid>, kind: &str, text: &str) {
         if let Some(sessions) = self.sockets.get(user) {
             for (session, sockets) in sessions {
                 if skip.contains(session) {
@@ -96,6 +102,7 @@ impl SessionManager {
                 }
                 for recipient in sockets.values() {
                     recipient.do_send(Push::Text(text.to_owned()));
+                    self.metrics.events_pushed.with_label_values(&[kind]).inc();
                 }
             }
         }
@@ -141,7 +148,10 @@ impl Handler<SessionsRevoked> for SessionManager {
                 .to_json();
                 for recipient in sockets.values() {
                     recipient.do_send(Push::Revoked(text.clone()));
+                    self.metrics.events_pushed.with_label_values(&["session_revoked"]).inc();
                 }
+                let latency = (chrono::Utc::now() - event.revoked_at).to_std().unwrap_or_default();
+                self.metrics.push_latency.observe(latency.as_secs_f64());
             }
         }
         for session in &ended {
@@ -150,7 +160,7 @@ impl Handler<SessionsRevoked> for SessionManager {
                 reason: event.reason,
             }
             .to_json();
-            self.send_to_user(&event.user, &ended, &text);
+            self.send_to_user(&event.user, &ended, "session_ended", &text);
         }
     }
 }
@@ -163,7 +173,7 @@ impl Handler<SessionCreated> for SessionManager {
         session.current = false;
         let skip = HashSet::from([session.id]);
         let text = ServerMessage::SessionCreated { session }.to_json();
-        self.send_to_user(&event.user, &skip, &text);
+        self.send_to_user(&event.user, &skip, "session_created", &text);
     }
 }
 

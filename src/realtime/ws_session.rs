@@ -156,6 +156,7 @@ impl Actor for WsSession {
                 fut::ready(())
             })
             .wait(context);
+        self.state.metrics.live_sockets.inc();
         let interval = self.state.settings.ws_ping_interval;
         context.run_interval(interval, |_, context| context.ping(b""));
         self.watch_silence(context);
@@ -163,6 +164,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.state.metrics.live_sockets.dec();
         self.manager().do_send(Disconnect {
             user: self.user,
             session: self.session,

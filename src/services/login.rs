@@ -45,17 +45,34 @@ async fn check_password(state: &AppState, email: &str, password: &str) -> AppRes
 
 pub async fn login(state: &AppState, email: &str, password: &str, client: &ClientInfo) -> AppResult<LoginOutcome> {
     let key = ThrottleKey::login(email);
+    let outcome = attempt(state, &key, email, password, client).await;
+    let label = match &outcome {
+        Ok(LoginOutcome::SignedIn(_)) => "success",
+        Ok(LoginOutcome::SecondFactor(_)) => "second_factor",
+        Err(error) => error.code(),
+    };
+    state.metrics.logins.with_label_values(&[label]).inc();
+    outcome
+}
+
+async fn attempt(
+    state: &AppState,
+    key: &ThrottleKey,
+    email: &str,
+    password: &str,
+    client: &ClientInfo,
+) -> AppResult<LoginOutcome> {
     // A locked address is answered before any work: such attempts neither count nor stretch the lock.
-    throttle::ensure_unlocked(state, &key).await?;
+    throttle::ensure_unlocked(state, key).await?;
     let user = match check_password(state, email, password).await {
         Ok(user) => user,
         Err(AppError::InvalidCredentials) => {
-            throttle::record_failure(state, &key, state.settings.login_lockout_threshold).await?;
+            throttle::record_failure(state, key, state.settings.login_lockout_threshold).await?;
             return Err(AppError::InvalidCredentials);
         }
         Err(other) => return Err(other),
     };
-    throttle::record_success(state, &key).await?;
+    throttle::record_success(state, key).await?;
     if user.email_verified_at.is_none() {
         return Err(AppError::EmailNotVerified);
     }

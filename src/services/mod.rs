@@ -35,6 +35,7 @@ pub struct AppState {
     pub mailer: Mailer,
     pub bus: EventBus,
     pub views: ManagerViews,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Where a request came from, as the session records it.

@@ -36,6 +36,19 @@ pub async fn session_of(state: &AppState, token: &str) -> AppResult<(refresh_tok
 }
 
 pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
+    let outcome = rotate(state, token).await;
+    let label = match &outcome {
+        Ok(_) => "success",
+        Err(error) => error.code(),
+    };
+    state.metrics.refreshes.with_label_values(&[label]).inc();
+    if matches!(outcome, Err(AppError::RefreshTokenReused)) {
+        state.metrics.refresh_reuse_detected.inc();
+    }
+    outcome
+}
+
+async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let (stored, owner) = session_of(state, token).await?;
     let at = now();
     if sessions::is_expired(state, &owner, at) {

@@ -54,6 +54,14 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("/api/users/me/password", "post"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
+        ("/metrics", "get"),
+        ("/api/ws", "get"),
+        ("/api/auth/ws-ticket", "post"),
+        ("/api/auth/login/verify", "post"),
+        ("/api/auth/otp/request", "post"),
+        ("/api/auth/otp/login", "post"),
+        ("/api/auth/password/reset", "post"),
+        ("/api/users/me/mfa/email-otp", "put"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),
@@ -69,4 +77,73 @@ async fn the_openapi_document_covers_every_endpoint() {
             .starts_with("text/html")
     );
     assert!(docs.text().await.unwrap().contains("/api/openapi.json"));
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {series} in the metrics"))
+}
+
+#[actix_web::test]
+async fn metrics_count_what_happens() {
+    let app = spawn_app().await;
+    let (email, laptop) = app.user_with_session().await;
+    let phone = app
+        .login_as(
+            &email,
+            crate::helpers::app::PASSWORD,
+            crate::helpers::app::SAFARI_IPHONE,
+        )
+        .await;
+    let _ = app.login(&email, "a wrong password here").await;
+    assert_eq!(app.refresh(&phone.refresh).await.status(), 200);
+    let mut socket = app.socket(&laptop.access).await;
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &laptop.access, None).await.status(),
+        204
+    );
+    assert_eq!(socket.next_json().await["type"], "session_revoked");
+
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert_eq!(metric(&text, "authd_logins_total{outcome=\"success\"}"), 1.0);
+    assert_eq!(
+        metric(&text, "authd_logins_total{outcome=\"invalid_credentials\"}"),
+        1.0
+    );
+    assert_eq!(metric(&text, "authd_refreshes_total{outcome=\"success\"}"), 1.0);
+    assert_eq!(metric(&text, "authd_revocations_total{reason=\"logout\"}"), 1.0);
+    assert_eq!(
+        metric(&text, "authd_events_pushed_total{type=\"session_revoked\"}"),
+        1.0
+    );
+    assert_eq!(metric(&text, "authd_push_latency_seconds_count"), 1.0);
+    assert!(
+        metric(
+            &text,
+            "authd_http_request_duration_seconds_count{method=\"POST\",route=\"/api/auth/login\",status=\"200\"}"
+        ) >= 1.0
+    );
+    assert!(text.contains("authd_password_hash_queue"));
+    assert!(text.contains("authd_refresh_reuse_detected_total 0"));
+    let _ = socket.close_code(std::time::Duration::from_secs(5)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text, "authd_live_sockets"), 0.0);
 }
