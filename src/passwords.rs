@@ -10,7 +10,6 @@ use argon2::{
     Algorithm, Argon2, Params, Version,
     password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
 };
-use tokio::sync::Semaphore;
 
 use crate::domain::Password;
 
@@ -37,27 +36,51 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes run on a fixed set of threads of their own: their number bounds both the CPU and the memory
+/// argon2 takes (19 MiB each), and the allocator keeps no more than one buffer per thread around.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
-    /// Hashes waiting for a permit or running now.
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// Hashes waiting for a thread or running now.
     in_flight: Arc<AtomicUsize>,
     /// Verified when the account does not exist, so an unknown email costs the same time as a wrong password.
     dummy_hash: Arc<String>,
 }
 
 impl PasswordHasher {
-    /// `concurrency` hashes may run at once; more wait their turn.
+    /// `concurrency` hashes run at once; more wait their turn.
     pub fn new(concurrency: usize) -> Result<Self, PasswordError> {
         let dummy_hash = hash_now(crate::tokens::random_token(24).as_bytes())?;
+        let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        for index in 0..concurrency.max(1) {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|error| PasswordError::Hashing(error.to_string()))?;
+        }
         Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
             in_flight: Arc::new(AtomicUsize::new(0)),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
 
-    /// How many hashes wait for a permit or run now.
+    /// How many hashes wait for a thread or run now.
     pub fn queue_depth(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -70,7 +93,7 @@ impl PasswordHasher {
     pub async fn verify(&self, stored: &str, password: &Password) -> Result<Verification, PasswordError> {
         let stored = stored.to_owned();
         let bytes = password.as_str().as_bytes().to_vec();
-        self.run(move || Ok(verify_now(&stored, &bytes))).await?
+        self.run(move || verify_now(&stored, &bytes)).await
     }
 
     /// Spends the time of a real verification and always fails.
@@ -78,20 +101,23 @@ impl PasswordHasher {
         let stored = self.dummy_hash.clone();
         self.run(move || {
             verify_now(&stored, b"a password that matches nothing");
-            Ok(())
         })
-        .await?
+        .await
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = async {
-            let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Task)?;
-            tokio::task::spawn_blocking(work).await.map_err(|_| PasswordError::Task)
+        let in_flight = self.in_flight.clone();
+        let job: Job = Box::new(move || {
+            let _ = sender.send(work());
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+        if self.jobs.send(job).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Err(PasswordError::Task);
         }
-        .await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        result
+        receiver.await.map_err(|_| PasswordError::Task)
     }
 }
 

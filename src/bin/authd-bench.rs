@@ -1,0 +1,888 @@
+//! authd-bench: starts authd (the `authd` binary beside this one) on a fresh SQLite file or PostgreSQL
+//! database, prepares users and sessions directly in the database, drives each scenario with a fixed number
+//! of connections for a fixed time, and reports requests/s, latency percentiles and errors as a Markdown
+//! table and a JSON file. Any non-2xx answer or unexpected body counts as an error.
+//!
+//! Build both binaries in release mode first: `cargo build --release --bins`.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use authd::{
+    database,
+    passwords::PasswordHasher,
+    secret::Secret,
+    tokens::{AccessTokens, hash_token, new_opaque_token},
+};
+use clap::Parser;
+use entity::{refresh_token, session, user};
+use futures_util::StreamExt;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const JWT_SECRET: &str = "bench-jwt-secret-that-is-at-least-32-bytes-long";
+const OTP_SECRET: &str = "bench-otp-secret-that-is-at-least-32-bytes-long";
+const PASSWORD: &str = "correct horse battery staple";
+const ALL: &[&str] = &[
+    "baseline",
+    "me",
+    "refresh",
+    "sessions",
+    "logout",
+    "login",
+    "isolation",
+    "fanout",
+    "sockets",
+    "cross-node",
+    "timing",
+];
+
+#[derive(Parser, Clone)]
+#[command(name = "authd-bench", about = "Measures authd on this machine")]
+struct Options {
+    /// Scenarios to run (comma list), or `all`.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Connections per HTTP scenario.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds per HTTP scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// A PostgreSQL server URL: run on a fresh database there instead of SQLite (needed for cross-node).
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// A short pass that only proves every scenario still runs (seconds, small sizes).
+    #[arg(long)]
+    smoke: bool,
+    /// Where the JSON results go.
+    #[arg(long, default_value = "bench-results.json")]
+    json: PathBuf,
+    /// Load-generator threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Serialize, Clone, Default)]
+struct Row {
+    scenario: String,
+    backend: String,
+    connections: usize,
+    requests: u64,
+    errors: u64,
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    note: String,
+}
+
+/// A running authd process.
+struct Node {
+    child: Child,
+    base: String,
+    port: u16,
+}
+
+impl Node {
+    fn start(database_url: &str, data_dir: &std::path::Path, extra: &[(&str, &str)]) -> Node {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let binary = std::env::current_exe().unwrap().with_file_name("authd");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo build --release --bins`",
+            binary.display()
+        );
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PORT", port.to_string())
+            .env("DATABASE_URL", database_url)
+            .env("DATA_DIR", data_dir)
+            .env("JWT_ACCESS_SECRET", JWT_SECRET)
+            .env("OTP_SECRET", OTP_SECRET)
+            .env("RATE_LIMIT_IP_PER_MINUTE", "0")
+            .env("LOGIN_LOCKOUT_THRESHOLD", "1000000000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("authd starts");
+        let node = Node {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "authd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node
+    }
+
+    /// Resident memory now and at its peak, in KiB.
+    fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The database and the fixtures written straight into it.
+struct Fixtures {
+    database: DatabaseConnection,
+    url: String,
+    backend: String,
+    tokens: AccessTokens,
+    password_hash: String,
+    data_dir: PathBuf,
+}
+
+/// A signed-in device, made without going through argon2.
+#[derive(Clone)]
+struct Device {
+    access: String,
+    refresh: String,
+}
+
+impl Fixtures {
+    async fn create(options: &Options) -> Fixtures {
+        let data_dir = std::env::temp_dir().join(format!("authd-bench-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let (url, backend) = match &options.postgres_url {
+            Some(server) => {
+                let name = format!("authd_bench_{}", Uuid::now_v7().simple());
+                let connection = Database::connect(server).await.expect("the PostgreSQL server answers");
+                connection
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .unwrap();
+                let mut url = url::Url::parse(server).unwrap();
+                url.set_path(&format!("/{name}"));
+                (url.to_string(), "postgres".to_owned())
+            }
+            None => (
+                format!("sqlite://{}?mode=rwc", data_dir.join("authd.db").display()),
+                "sqlite".to_owned(),
+            ),
+        };
+        let database = database::connect(&url).await.unwrap();
+        database::migrate(&database).await.unwrap();
+        let hasher = PasswordHasher::new(1).unwrap();
+        let password = authd::domain::Password::parse_new(PASSWORD).unwrap();
+        let password_hash = hasher.hash(&password).await.unwrap();
+        let tokens = AccessTokens::new(&Secret::new(JWT_SECRET), "authd", Duration::from_secs(900));
+        Fixtures {
+            database,
+            url,
+            backend,
+            tokens,
+            password_hash,
+            data_dir,
+        }
+    }
+
+    async fn user(&self) -> (Uuid, String) {
+        let id = Uuid::now_v7();
+        let email = format!("bench-{}@example.com", id.simple());
+        let now = chrono::Utc::now();
+        user::Entity::insert(user::ActiveModel {
+            id: Set(id),
+            email: Set(email.clone()),
+            password_hash: Set(self.password_hash.clone()),
+            name: Set(None),
+            email_verified_at: Set(Some(now)),
+            mfa_email_otp: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec(&self.database)
+        .await
+        .unwrap();
+        (id, email)
+    }
+
+    async fn devices(&self, user: Uuid, count: usize) -> Vec<Device> {
+        let now = chrono::Utc::now();
+        let mut devices = Vec::with_capacity(count);
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+            let mut sessions = Vec::new();
+            let mut refreshes = Vec::new();
+            for _ in chunk {
+                let id = Uuid::now_v7();
+                let expires = now + chrono::Duration::days(30);
+                sessions.push(session::ActiveModel {
+                    id: Set(id),
+                    user_id: Set(user),
+                    ip: Set("127.0.0.1".to_owned()),
+                    user_agent: Set("authd-bench".to_owned()),
+                    device: Set("authd-bench".to_owned()),
+                    created_at: Set(now),
+                    last_used_at: Set(now),
+                    expires_at: Set(expires),
+                    revoked_at: Set(None),
+                    revoked_reason: Set(None),
+                });
+                let refresh = new_opaque_token();
+                refreshes.push(refresh_token::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    session_id: Set(id),
+                    token_hash: Set(hash_token(&refresh)),
+                    created_at: Set(now),
+                    rotated_at: Set(None),
+                });
+                let (access, _) = self.tokens.issue(user, id, expires, now).unwrap();
+                devices.push(Device { access, refresh });
+            }
+            session::Entity::insert_many(sessions)
+                .exec(&self.database)
+                .await
+                .unwrap();
+            refresh_token::Entity::insert_many(refreshes)
+                .exec(&self.database)
+                .await
+                .unwrap();
+        }
+        devices
+    }
+}
+
+/// What one connection does, request after request.
+#[derive(Clone)]
+enum Job {
+    Get { path: &'static str, token: Option<String> },
+    Refresh { token: String },
+    Logout { tokens: Vec<String> },
+    Login { email: String },
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<u32>,
+    errors: u64,
+}
+
+/// Runs one request of `job`; false when the job has nothing left to do.
+async fn step(client: &awc::Client, base: &str, job: &mut Job, tally: &mut Tally) -> bool {
+    let started = Instant::now();
+    let ok = match job {
+        Job::Get { path, token } => {
+            let mut request = client.get(format!("{base}{path}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token.as_str());
+            }
+            match request.send().await {
+                Ok(mut response) => response.status().is_success() && response.body().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+        Job::Refresh { token } => match client
+            .post(format!("{base}/api/auth/refresh"))
+            .send_json(&json!({"refresh_token": token}))
+            .await
+        {
+            Ok(mut response) if response.status().is_success() => match response.json::<Value>().await {
+                Ok(body) => match body["refresh_token"].as_str() {
+                    Some(next) => {
+                        *token = next.to_owned();
+                        true
+                    }
+                    None => false,
+                },
+                Err(_) => false,
+            },
+            _ => false,
+        },
+        Job::Logout { tokens } => {
+            let Some(token) = tokens.pop() else { return false };
+            match client
+                .post(format!("{base}/api/auth/logout"))
+                .bearer_auth(token)
+                .send()
+                .await
+            {
+                Ok(response) => response.status().as_u16() == 204,
+                Err(_) => false,
+            }
+        }
+        Job::Login { email } => {
+            match client
+                .post(format!("{base}/api/auth/login"))
+                .send_json(&json!({"email": email, "password": PASSWORD}))
+                .await
+            {
+                Ok(mut response) => {
+                    response.status().is_success()
+                        && response
+                            .json::<Value>()
+                            .await
+                            .is_ok_and(|body| body["access_token"].is_string())
+                }
+                Err(_) => false,
+            }
+        }
+    };
+    tally
+        .latencies
+        .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+    if !ok {
+        tally.errors += 1;
+    }
+    true
+}
+
+/// Drives `jobs` (one per connection) against `base` for `duration` on `threads` load threads.
+fn drive(base: &str, jobs: Vec<Job>, duration: Duration, threads: usize) -> (Tally, Duration) {
+    let lanes = threads.max(1);
+    let mut per_thread: Vec<Vec<Job>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (index, job) in jobs.into_iter().enumerate() {
+        per_thread[index % lanes].push(job);
+    }
+    let started = Instant::now();
+    let deadline = started + duration;
+    let handles: Vec<_> = per_thread
+        .into_iter()
+        .map(|jobs| {
+            let base = base.to_owned();
+            std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let tasks = jobs.into_iter().map(|mut job| {
+                        let base = base.clone();
+                        async move {
+                            let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+                            let mut tally = Tally::default();
+                            while Instant::now() < deadline && step(&client, &base, &mut job, &mut tally).await {}
+                            tally
+                        }
+                    });
+                    futures_util::future::join_all(tasks).await
+                })
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for handle in handles {
+        for tally in handle.join().unwrap() {
+            total.latencies.extend(tally.latencies);
+            total.errors += tally.errors;
+        }
+    }
+    (total, started.elapsed())
+}
+
+fn percentile(sorted: &[u32], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * fraction).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1);
+    f64::from(sorted[index]) / 1000.0
+}
+
+fn row(scenario: &str, backend: &str, connections: usize, mut tally: Tally, elapsed: Duration, note: String) -> Row {
+    tally.latencies.sort_unstable();
+    let requests = tally.latencies.len() as u64;
+    Row {
+        scenario: scenario.to_owned(),
+        backend: backend.to_owned(),
+        connections,
+        requests,
+        errors: tally.errors,
+        requests_per_second: requests as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&tally.latencies, 0.50),
+        p99_ms: percentile(&tally.latencies, 0.99),
+        max_ms: tally
+            .latencies
+            .last()
+            .map(|max| f64::from(*max) / 1000.0)
+            .unwrap_or(0.0),
+        note,
+    }
+}
+
+/// Verifications per second on every core, in this process: the ceiling for password logins.
+fn hash_bound(duration: Duration) -> f64 {
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+    let stored = argon2_hash();
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..cores)
+        .map(|_| {
+            let stored = stored.clone();
+            std::thread::spawn(move || {
+                use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
+                let parsed = PasswordHash::new(&stored).unwrap();
+                let argon2 = argon2::Argon2::default();
+                let mut count = 0u64;
+                while Instant::now() < deadline {
+                    assert!(argon2.verify_password(PASSWORD.as_bytes(), &parsed).is_ok());
+                    count += 1;
+                }
+                count
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|handle| handle.join().unwrap()).sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn argon2_hash() -> String {
+    use argon2::password_hash::PasswordHasher as _;
+    let params = argon2::Params::new(19_456, 2, 1, None).unwrap();
+    let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    argon2.hash_password(PASSWORD.as_bytes()).unwrap().to_string()
+}
+
+/// Opens a WebSocket for `device` and answers a receiver of the moment its first event arrives.
+async fn open_socket(
+    port: u16,
+    token: String,
+    arrived: Arc<Mutex<Vec<Instant>>>,
+) -> actix_web::rt::task::JoinHandle<()> {
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let (_, mut frames) = client
+        .ws(format!("ws://127.0.0.1:{port}/api/ws"))
+        .bearer_auth(token)
+        .connect()
+        .await
+        .expect("the upgrade succeeds");
+    // The hello frame.
+    let _ = frames.next().await;
+    actix_web::rt::spawn(async move {
+        while let Some(Ok(frame)) = frames.next().await {
+            if let awc::ws::Frame::Text(text) = frame {
+                if text.windows(15).any(|window| window == b"session_revoked") {
+                    arrived.lock().unwrap().push(Instant::now());
+                }
+                if text.windows(13).any(|window| window == b"session_ended") {
+                    arrived.lock().unwrap().push(Instant::now());
+                }
+            }
+        }
+    })
+}
+
+fn summarise(scenario: &str, backend: &str, mut samples: Vec<Duration>, note: String) -> Row {
+    samples.sort();
+    let micros: Vec<u32> = samples
+        .iter()
+        .map(|sample| u32::try_from(sample.as_micros()).unwrap_or(u32::MAX))
+        .collect();
+    Row {
+        scenario: scenario.to_owned(),
+        backend: backend.to_owned(),
+        connections: 0,
+        requests: micros.len() as u64,
+        errors: 0,
+        requests_per_second: 0.0,
+        p50_ms: percentile(&micros, 0.5),
+        p99_ms: percentile(&micros, 0.99),
+        max_ms: micros.last().map(|max| f64::from(*max) / 1000.0).unwrap_or(0.0),
+        note,
+    }
+}
+
+/// Logs every session of one user out at once while `sockets` of them listen: time to the last event.
+async fn fanout(fixtures: &Fixtures, node: &Node, sockets: usize, trials: usize) -> Row {
+    let mut samples = Vec::new();
+    for _ in 0..trials {
+        let (user, _) = fixtures.user().await;
+        let devices = fixtures.devices(user, sockets + 1).await;
+        let arrived = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        for device in &devices[1..] {
+            readers.push(open_socket(node.port, device.access.clone(), arrived.clone()).await);
+        }
+        let client = awc::Client::default();
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{}/api/auth/logout-all", node.base))
+            .bearer_auth(&devices[0].access)
+            .send()
+            .await;
+        assert_eq!(response.map(|response| response.status().as_u16()).unwrap_or(0), 204);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while arrived.lock().unwrap().len() < sockets && Instant::now() < deadline {
+            actix_web::rt::time::sleep(Duration::from_micros(200)).await;
+        }
+        let last = arrived.lock().unwrap().iter().max().copied();
+        if let Some(last) = last {
+            samples.push(last - sent);
+        }
+        for reader in readers {
+            reader.abort();
+        }
+    }
+    summarise(
+        &format!("fanout {sockets}"),
+        &fixtures.backend,
+        samples,
+        format!("{trials} trials: logout-all to the last socket's event"),
+    )
+}
+
+/// Opens `users` x `per_user` sockets and reports the server's resident memory per socket.
+async fn many_sockets(fixtures: &Fixtures, node: &Node, users: usize, per_user: usize) -> Row {
+    let mut devices = Vec::new();
+    for _ in 0..users {
+        let (user, _) = fixtures.user().await;
+        devices.extend(fixtures.devices(user, per_user).await);
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let (before, _) = node.memory();
+    let arrived = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let mut readers = Vec::new();
+    for chunk in devices.chunks(200) {
+        let opened = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|device| open_socket(node.port, device.access.clone(), arrived.clone())),
+        )
+        .await;
+        readers.extend(opened);
+    }
+    let opening = started.elapsed();
+    actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+    let (after, peak) = node.memory();
+    let count = devices.len();
+    let per_socket = (after.saturating_sub(before) as f64 * 1024.0) / count as f64;
+    for reader in readers {
+        reader.abort();
+    }
+    Row {
+        scenario: format!("sockets {count}"),
+        backend: fixtures.backend.clone(),
+        connections: count,
+        note: format!(
+            "{users} users; server RSS {before} KiB -> {after} KiB (peak {peak} KiB): {:.1} KiB per socket; opened in {:.1} s",
+            per_socket / 1024.0,
+            opening.as_secs_f64()
+        ),
+        ..Row::default()
+    }
+}
+
+/// Revoke on node A, time to the event on node B's socket.
+async fn cross_node(fixtures: &Fixtures, trials: usize) -> Row {
+    let node_a = Node::start(&fixtures.url, &fixtures.data_dir, &[]);
+    let node_b = Node::start(&fixtures.url, &fixtures.data_dir, &[]);
+    let (user, _) = fixtures.user().await;
+    let mut samples = Vec::new();
+    let client = awc::Client::default();
+    for _ in 0..trials {
+        let device = fixtures.devices(user, 1).await.remove(0);
+        let arrived = Arc::new(Mutex::new(Vec::new()));
+        let reader = open_socket(node_b.port, device.access.clone(), arrived.clone()).await;
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{}/api/auth/logout", node_a.base))
+            .bearer_auth(&device.access)
+            .send()
+            .await;
+        assert_eq!(response.map(|response| response.status().as_u16()).unwrap_or(0), 204);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while arrived.lock().unwrap().is_empty() && Instant::now() < deadline {
+            actix_web::rt::time::sleep(Duration::from_micros(200)).await;
+        }
+        if let Some(first) = arrived.lock().unwrap().first() {
+            samples.push(*first - sent);
+        }
+        reader.abort();
+    }
+    summarise(
+        "cross-node",
+        &fixtures.backend,
+        samples,
+        format!("{trials} trials: logout on A to the event on B"),
+    )
+}
+
+/// Login latency for unknown and known addresses (wrong password), interleaved.
+async fn timing(fixtures: &Fixtures, node: &Node, samples: usize) -> Vec<Row> {
+    let (_, known) = fixtures.user().await;
+    let client = awc::Client::default();
+    let mut known_samples = Vec::new();
+    let mut unknown_samples = Vec::new();
+    for index in 0..samples * 2 {
+        let email = if index % 2 == 0 {
+            known.clone()
+        } else {
+            format!("nobody-{}@example.com", Uuid::now_v7().simple())
+        };
+        let started = Instant::now();
+        let response = client
+            .post(format!("{}/api/auth/login", node.base))
+            .send_json(&json!({"email": email, "password": "wrong password"}))
+            .await;
+        let elapsed = started.elapsed();
+        assert_eq!(response.map(|response| response.status().as_u16()).unwrap_or(0), 401);
+        if index % 2 == 0 {
+            known_samples.push(elapsed)
+        } else {
+            unknown_samples.push(elapsed)
+        }
+    }
+    vec![
+        summarise(
+            "timing known email",
+            &fixtures.backend,
+            known_samples,
+            "wrong password, sequential".to_owned(),
+        ),
+        summarise(
+            "timing unknown email",
+            &fixtures.backend,
+            unknown_samples,
+            "sequential".to_owned(),
+        ),
+    ]
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut text =
+        String::from("| scenario | backend | conns | requests | errors | req/s | p50 ms | p99 ms | max ms | note |\n");
+    text.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for row in rows {
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |\n",
+            row.scenario,
+            row.backend,
+            row.connections,
+            row.requests,
+            row.errors,
+            row.requests_per_second,
+            row.p50_ms,
+            row.p99_ms,
+            row.max_ms,
+            row.note
+        ));
+    }
+    text
+}
+
+fn main() {
+    let options = Options::parse();
+    let selected: Vec<String> = if options.scenario == "all" {
+        ALL.iter().map(|name| (*name).to_owned()).collect()
+    } else {
+        options.scenario.split(',').map(|name| name.trim().to_owned()).collect()
+    };
+    for name in &selected {
+        assert!(
+            ALL.contains(&name.as_str()),
+            "unknown scenario {name}; known: {}",
+            ALL.join(", ")
+        );
+    }
+    let (connections, duration) = if options.smoke {
+        (4, Duration::from_millis(500))
+    } else {
+        (options.connections, Duration::from_secs(options.duration))
+    };
+    let threads = options.threads;
+    let json_path = options.json.clone();
+    let rows = actix_web::rt::System::new().block_on(async move {
+        let fixtures = Fixtures::create(&options).await;
+        let node = Node::start(&fixtures.url, &fixtures.data_dir, &[]);
+        let backend = fixtures.backend.clone();
+        let mut rows = Vec::new();
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        eprintln!("authd-bench on {backend}; load average {}", load.trim());
+        for name in &selected {
+            eprintln!("running {name}");
+            let name = name.as_str();
+            match name {
+                "baseline" => {
+                    let jobs = vec![
+                        Job::Get {
+                            path: "/health/live",
+                            token: None
+                        };
+                        connections
+                    ];
+                    let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    rows.push(row(name, &backend, connections, tally, elapsed, String::new()));
+                }
+                "me" | "sessions" => {
+                    let (user, _) = fixtures.user().await;
+                    let devices = fixtures.devices(user, connections.min(10)).await;
+                    let path = if name == "me" {
+                        "/api/users/me"
+                    } else {
+                        "/api/auth/sessions"
+                    };
+                    let jobs = (0..connections)
+                        .map(|index| Job::Get {
+                            path,
+                            token: Some(devices[index % devices.len()].access.clone()),
+                        })
+                        .collect();
+                    let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    let note = if name == "sessions" {
+                        format!("{} live sessions listed", devices.len())
+                    } else {
+                        String::new()
+                    };
+                    rows.push(row(name, &backend, connections, tally, elapsed, note));
+                }
+                "refresh" => {
+                    let (user, _) = fixtures.user().await;
+                    let devices = fixtures.devices(user, connections).await;
+                    let jobs = devices
+                        .into_iter()
+                        .map(|device| Job::Refresh { token: device.refresh })
+                        .collect();
+                    let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    rows.push(row(
+                        name,
+                        &backend,
+                        connections,
+                        tally,
+                        elapsed,
+                        "each connection rotates its own chain".to_owned(),
+                    ));
+                }
+                "logout" => {
+                    let per_connection = if options.smoke {
+                        50
+                    } else {
+                        600 * options.duration as usize / connections.max(1) + 50
+                    };
+                    let (user, _) = fixtures.user().await;
+                    let devices = fixtures.devices(user, per_connection * connections).await;
+                    let jobs = devices
+                        .chunks(per_connection)
+                        .map(|chunk| Job::Logout {
+                            tokens: chunk.iter().map(|device| device.access.clone()).collect(),
+                        })
+                        .collect();
+                    let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    rows.push(row(
+                        name,
+                        &backend,
+                        connections,
+                        tally,
+                        elapsed,
+                        "each request ends a distinct session".to_owned(),
+                    ));
+                }
+                "login" => {
+                    let bound = hash_bound(duration);
+                    let (_, email) = fixtures.user().await;
+                    let logins = 8;
+                    let jobs = vec![Job::Login { email }; logins];
+                    let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    let mut result = row(name, &backend, logins, tally, elapsed, String::new());
+                    result.note = format!(
+                        "hash bound {bound:.1} verifies/s on all cores; logins reach {:.0}% of it",
+                        100.0 * result.requests_per_second / bound
+                    );
+                    rows.push(result);
+                }
+                "isolation" => {
+                    let (_, email) = fixtures.user().await;
+                    let (user, _) = fixtures.user().await;
+                    let devices = fixtures.devices(user, 16).await;
+                    let flood = vec![Job::Login { email }; if options.smoke { 20 } else { 200 }];
+                    let base = node.base.clone();
+                    let flood_thread = std::thread::spawn(move || drive(&base, flood, duration, 1));
+                    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+                    let me_jobs = devices[..8]
+                        .iter()
+                        .map(|device| Job::Get {
+                            path: "/api/users/me",
+                            token: Some(device.access.clone()),
+                        })
+                        .collect();
+                    let refresh_jobs = devices[8..]
+                        .iter()
+                        .map(|device| Job::Refresh {
+                            token: device.refresh.clone(),
+                        })
+                        .collect();
+                    let window = duration
+                        .saturating_sub(Duration::from_millis(400))
+                        .max(Duration::from_millis(200));
+                    let base = node.base.clone();
+                    let me_thread = std::thread::spawn(move || drive(&base, me_jobs, window, 1));
+                    let (refresh_tally, refresh_elapsed) = drive(&node.base, refresh_jobs, window, 1);
+                    let (me_tally, me_elapsed) = me_thread.join().unwrap();
+                    let (flood_tally, flood_elapsed) = flood_thread.join().unwrap();
+                    let (_, peak) = node.memory();
+                    let logins = flood_tally.latencies.len() as f64 / flood_elapsed.as_secs_f64();
+                    let note = format!(
+                        "during a flood of {} logins ({logins:.0}/s); server peak RSS {} MiB",
+                        if options.smoke { 20 } else { 200 },
+                        peak / 1024
+                    );
+                    rows.push(row("isolation: me", &backend, 8, me_tally, me_elapsed, note.clone()));
+                    rows.push(row(
+                        "isolation: refresh",
+                        &backend,
+                        8,
+                        refresh_tally,
+                        refresh_elapsed,
+                        note,
+                    ));
+                }
+                "fanout" => {
+                    let trials = if options.smoke { 2 } else { 20 };
+                    for sockets in if options.smoke { vec![10] } else { vec![10, 100] } {
+                        rows.push(fanout(&fixtures, &node, sockets, trials).await);
+                    }
+                }
+                "sockets" => {
+                    let (users, per_user) = if options.smoke { (10, 10) } else { (1000, 10) };
+                    rows.push(many_sockets(&fixtures, &node, users, per_user).await);
+                }
+                "cross-node" => {
+                    if options.postgres_url.is_some() {
+                        rows.push(cross_node(&fixtures, if options.smoke { 5 } else { 100 }).await);
+                    } else {
+                        eprintln!("cross-node needs --postgres-url: not run");
+                    }
+                }
+                "timing" => rows.extend(timing(&fixtures, &node, if options.smoke { 10 } else { 200 }).await),
+                _ => {}
+            }
+        }
+        rows
+    });
+    let table = markdown(&rows);
+    println!("{table}");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&rows).unwrap()).unwrap();
+    let errors: u64 = rows.iter().map(|row| row.errors).sum();
+    if errors > 0 {
+        eprintln!("the run had {errors} errors");
+        std::process::exit(1);
+    }
+}
