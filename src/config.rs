@@ -78,7 +78,9 @@ impl Settings {
         let data_dir = PathBuf::from(reader.text("DATA_DIR", "data"));
         let host = reader.text("HOST", "127.0.0.1");
         let port = reader.number("PORT", 5000u16);
-        let database_url = reader.text("DATABASE_URL", "sqlite://data/authd.db?mode=rwc");
+        // The default SQLite file lives in DATA_DIR, like everything else of a development instance.
+        let default_database = format!("sqlite://{}?mode=rwc", data_dir.join("authd.db").display());
+        let database_url = reader.text("DATABASE_URL", &default_database);
         let jwt_issuer = reader.text("JWT_ISSUER", "authd");
         let mail_from = reader.text("MAIL_FROM", "authd <no-reply@localhost>");
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
@@ -114,7 +116,13 @@ impl Settings {
         let login_lockout_threshold = reader.number("LOGIN_LOCKOUT_THRESHOLD", 10u32);
         let ws_ping_interval = reader.seconds("WS_PING_INTERVAL", 15);
         let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
-        for (name, value) in [("ACCESS_TOKEN_TTL", access_token_ttl), ("SESSION_TTL", session_ttl)] {
+        for (name, value) in [
+            ("ACCESS_TOKEN_TTL", access_token_ttl),
+            ("SESSION_TTL", session_ttl),
+            ("SESSION_IDLE_TTL", session_idle_ttl),
+            ("WS_PING_INTERVAL", ws_ping_interval),
+            ("WS_CLIENT_TIMEOUT", ws_client_timeout),
+        ] {
             if value.is_zero() {
                 reader.problems.push(format!("{name} must be at least 1 second"));
             }

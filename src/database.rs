@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// Opens the pool. SQLite gets WAL (readers never wait for the writer), a busy timeout (writers queue
 /// instead of failing) and enforced foreign keys; its parent folder is created.
@@ -33,10 +33,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 
 pub async fn migrate(database: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(database, None).await
-}
-
-pub fn is_postgres(database: &DatabaseConnection) -> bool {
-    database.get_database_backend() == DbBackend::Postgres
 }
 
 /// The folder of a `sqlite://path?query` URL, when it names a file.

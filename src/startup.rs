@@ -13,7 +13,7 @@ use crate::{
     metrics::Metrics,
     passwords::{PasswordError, PasswordHasher},
     realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
-    services::{AppState, now, revocation, seconds},
+    services::{AppState, now, retention, revocation, seconds},
     telemetry,
     tokens::{AccessTokens, Keyed, LEEWAY_SECONDS},
 };
@@ -129,15 +129,23 @@ impl Application {
     }
 }
 
-/// Every 30 s, ends sessions past their absolute life that no socket or refresh has noticed.
+/// Every 30 s, ends sessions past their limits that no socket or refresh has noticed; every hour, deletes
+/// what is no longer needed.
 fn spawn_expiry_sweeper(state: web::Data<AppState>) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(30));
+        let mut ticks = 0u64;
         loop {
             interval.tick().await;
             if let Err(error) = revocation::end_expired(&state).await {
                 tracing::warn!(%error, "cannot end expired sessions");
             }
+            if ticks.is_multiple_of(120)
+                && let Err(error) = retention::prune(&state).await
+            {
+                tracing::warn!(%error, "cannot prune old rows");
+            }
+            ticks += 1;
         }
     });
 }

@@ -35,6 +35,8 @@ pub enum MailerError {
     From,
     #[error("SMTP_URL is not usable: {0}")]
     Url(&'static str),
+    #[error("the outbox key cannot be made")]
+    Key,
 }
 
 enum Transport {
@@ -70,7 +72,7 @@ impl Mailer {
             None => Transport::Files(mail_dir),
         };
         let key = Keyed::derive(otp_secret, "authd mail outbox").mac(&[]);
-        let cipher = Arc::new(XChaCha20Poly1305::new_from_slice(&key).map_err(|_| MailerError::Url("key"))?);
+        let cipher = Arc::new(XChaCha20Poly1305::new_from_slice(&key).map_err(|_| MailerError::Key)?);
         let mailer = Self {
             cipher,
             wake: Arc::new(Notify::new()),
@@ -182,7 +184,9 @@ impl Sender {
             .await?;
         let mut handled = 0;
         for row in due {
-            // Exactly one sender, on any node, takes each mail.
+            // Exactly one sender, on any node, takes each mail; each claim runs from its own moment, as
+            // sending the ones before it may have taken a while.
+            let now = now_ms();
             let claimed = mail_outbox::Entity::update_many()
                 .col_expr(mail_outbox::Column::ClaimedUntilMs, Expr::value(now + CLAIM_MS))
                 .col_expr(
@@ -218,7 +222,7 @@ impl Sender {
                 tracing::info!(id = row.id, kind = %row.kind, "mail sent");
                 Some(None)
             }
-            Err(reason @ ("unreadable" | "expired")) => {
+            Err(reason @ ("unreadable" | "expired" | "rejected")) => {
                 tracing::error!(id = row.id, kind = %row.kind, reason, "mail dropped");
                 Some(Some(format!("dropped: {reason}")))
             }

@@ -5,9 +5,13 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mail {
+    /// Names the request the code answers, since a code also sets the password chosen in that request.
     VerifyEmail {
         code: String,
         minutes: u64,
+        device: String,
+        ip: String,
+        at: DateTime<Utc>,
     },
     AlreadyRegistered,
     LoginCode {
@@ -64,10 +68,20 @@ impl Mail {
     /// Paragraphs of plain text; user-supplied parts are escaped when they go into HTML.
     fn paragraphs(&self) -> Vec<String> {
         match self {
-            Self::VerifyEmail { code, minutes } => vec![
+            Self::VerifyEmail {
+                code,
+                minutes,
+                device,
+                ip,
+                at,
+            } => vec![
                 "Use this code to confirm your email address.".to_owned(),
                 format!("Code: {code}"),
-                format!("It works once, for {minutes} minutes. If you did not ask for it, ignore this mail."),
+                format!(
+                    "It was asked for at {} from {device} ({ip}) and works once, for {minutes} minutes.",
+                    at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                "If that was not you, do not use it: it would set the password chosen in that request.".to_owned(),
             ],
             Self::AlreadyRegistered => vec![
                 "Someone tried to create an account with this email address, but you already have one.".to_owned(),

@@ -84,6 +84,7 @@ pub fn parse_code(code: &str) -> AppResult<&str> {
 pub async fn register(
     state: web::Data<AppState>,
     _: IpBudget,
+    request: HttpRequest,
     body: JsonBody<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.0;
@@ -95,7 +96,7 @@ pub async fn register(
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {
         return Err(AppError::Internal("validated fields missing".to_owned()));
     };
-    registration::register(&state, &email, &password, name).await?;
+    registration::register(&state, &client_info(&request, &state.settings), &email, &password, name).await?;
     Ok(HttpResponse::Accepted().json(StatusResponse {
         status: "verification_sent",
     }))

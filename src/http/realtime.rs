@@ -1,15 +1,16 @@
 //! The real-time channel: tickets and the WebSocket upgrade, authenticated and origin-checked before it.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use entity::session;
-use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, bearer_token};
 use crate::{
     error::{AppError, AppResult},
     realtime::ws_session,
-    services::{AppState, tickets},
+    services::{
+        AppState,
+        tickets::{self, Credential},
+    },
 };
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -54,25 +55,31 @@ pub async fn upgrade(
             return Err(AppError::OriginNotAllowed);
         }
     }
-    let (user, session) = if let Some(token) = bearer_token(&request) {
+    let grant = if let Some(token) = bearer_token(&request) {
         let caller = AuthUser::from_token(&state, token)?;
-        (caller.user, caller.session)
+        tickets::admit(
+            &state,
+            Credential::Bearer {
+                user: caller.user,
+                session: caller.session,
+            },
+        )
+        .await?
     } else if let Some(ticket) = &query.ticket {
         if !ws_session::is_upgrade(&request) {
             return Err(AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()));
         }
-        tickets::redeem(&state, ticket).await?
+        tickets::admit(&state, Credential::Ticket(ticket)).await?
     } else {
         return Err(AppError::Unauthorized);
     };
-    if state.views.revoked.contains(&session) {
-        return Err(AppError::SessionRevoked);
-    }
-    let live = session::Entity::find_by_id(session)
-        .one(&state.database)
-        .await?
-        .filter(|model| model.revoked_at.is_none())
-        .ok_or(AppError::SessionRevoked)?;
-    ws_session::start(&request, stream, state.clone(), user, session, live.expires_at)
-        .map_err(|_| AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()))
+    ws_session::start(
+        &request,
+        stream,
+        state.clone(),
+        grant.user,
+        grant.session,
+        grant.ends_at,
+    )
+    .map_err(|_| AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()))
 }

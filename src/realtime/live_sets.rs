@@ -110,15 +110,6 @@ impl LocalPresence {
             None => false,
         }
     }
-
-    pub fn sessions(&self) -> Vec<Uuid> {
-        self.counts
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .keys()
-            .copied()
-            .collect()
-    }
 }
 
 impl LocalPresenceView {

@@ -43,11 +43,6 @@ pub struct Disconnect {
     pub socket: u64,
 }
 
-/// Sessions with a socket on this node, for presence shared with other nodes.
-#[derive(Message)]
-#[rtype(result = "Vec<Uuid>")]
-pub struct OnlineSessions;
-
 pub struct SessionManager {
     revoked: RevokedSessions,
     presence: LocalPresence,
@@ -219,13 +214,5 @@ impl Handler<Disconnect> for SessionManager {
         if self.presence.remove(disconnect.session) {
             self.shared_presence.offline(disconnect.session);
         }
-    }
-}
-
-impl Handler<OnlineSessions> for SessionManager {
-    type Result = Vec<Uuid>;
-
-    fn handle(&mut self, _: OnlineSessions, _: &mut Self::Context) -> Vec<Uuid> {
-        self.presence.sessions()
     }
 }

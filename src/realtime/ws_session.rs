@@ -17,13 +17,7 @@ use super::{
     events::ServerMessage,
     session_manager::{Connect, Disconnect, Push, SessionManager},
 };
-use crate::{
-    domain::RevocationReason,
-    services::{
-        AppState,
-        revocation::{self, Scope},
-    },
-};
+use crate::services::{AppState, revocation};
 
 /// The largest message a client may send, fragments added up.
 pub const MAXIMUM_MESSAGE_BYTES: usize = 4 * 1024;
@@ -36,7 +30,8 @@ pub struct WsSession {
     user: Uuid,
     session: Uuid,
     socket: u64,
-    expires_at: DateTime<Utc>,
+    /// When the session ends unless it is refreshed: checked again then.
+    ends_at: DateTime<Utc>,
     state: web::Data<AppState>,
     last_heard: Instant,
     /// Bytes of the fragmented message being received, and its text so far (to check its UTF-8 at the end).
@@ -51,13 +46,13 @@ pub fn start(
     state: web::Data<AppState>,
     user: Uuid,
     session: Uuid,
-    expires_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let actor = WsSession {
         user,
         session,
         socket: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed),
-        expires_at,
+        ends_at,
         state,
         last_heard: Instant::now(),
         fragment_bytes: 0,
@@ -100,19 +95,22 @@ impl WsSession {
         });
     }
 
-    /// Ends the session when it reaches its absolute life; the revocation reaches every device of it.
+    /// Ends the session when it reaches its absolute or idle limit, so every device of it hears within a
+    /// moment; a refresh in between moves the idle limit, and the check is made again then.
     fn watch_expiry(&self, context: &mut WebsocketContext<Self>) {
-        let remaining = (self.expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        context.run_later(remaining, |actor, _| {
+        let remaining = (self.ends_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        context.run_later(remaining, |actor, context| {
             let state = actor.state.clone();
-            let (user, session) = (actor.user, actor.session);
-            actix::spawn(async move {
-                if let Err(error) =
-                    revocation::end_sessions(&state, user, Scope::One(session), RevocationReason::Expired).await
-                {
-                    tracing::error!(%error, "cannot end an expired session");
+            let session = actor.session;
+            let check = async move { revocation::end_if_over(&state, session).await };
+            context.spawn(check.into_actor(actor).map(|outcome, actor, context| match outcome {
+                Ok(Some(next)) => {
+                    actor.ends_at = next;
+                    actor.watch_expiry(context);
                 }
-            });
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, "cannot end an expired session"),
+            }));
         });
     }
 

@@ -1,14 +1,16 @@
 //! What a signed-in user does to their own account and sessions: sign out, change the password, delete it.
 
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::{
     AppState, login, now,
     refresh::session_of,
     revocation::{self, Scope},
-    users,
+    throttle, users,
 };
 use crate::{
     domain::{Password, RevocationReason},
@@ -97,6 +99,15 @@ pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> App
     )
     .await?;
     user::Entity::delete_by_id(user).exec(&transaction).await?;
+    // Nothing of the address stays behind: its counters and its mail.
+    entity::address_throttle::Entity::delete_many()
+        .filter(entity::address_throttle::Column::Key.is_in(throttle::keys_of(&account.email)))
+        .exec(&transaction)
+        .await?;
+    entity::mail_outbox::Entity::delete_many()
+        .filter(entity::mail_outbox::Column::Recipient.eq(account.email.clone()))
+        .exec(&transaction)
+        .await?;
     transaction.commit().await?;
     state.bus.sessions_revoked(event).await;
     Ok(())

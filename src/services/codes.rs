@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     AppState, ClientInfo, now,
     otp::{self, Binding},
-    registration::{find_by_email, pending_binding},
+    registration::{find_by_email, pending_binding, verification_mail},
     revocation::{self, Scope},
     sessions::{self, SignedIn},
     throttle::{self, ThrottleKey},
@@ -48,7 +48,12 @@ pub async fn check(
 
 /// Mails a code for `purpose` if the address is eligible and outside its cooldown and back-off. The
 /// caller answers 202 whatever happens here, and runs this off the request path.
-pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose) -> AppResult<()> {
+pub async fn request(
+    state: &AppState,
+    email: &EmailAddress,
+    purpose: OtpPurpose,
+    client: &ClientInfo,
+) -> AppResult<()> {
     let Some(user) = find_by_email(state, email).await? else {
         return Ok(());
     };
@@ -71,7 +76,7 @@ pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose
     let code = otp::issue(state, &transaction, user.id, purpose, None, binding).await?;
     let minutes = state.settings.otp_ttl.as_secs() / 60;
     let mail = match purpose {
-        OtpPurpose::VerifyEmail => Mail::VerifyEmail { code, minutes },
+        OtpPurpose::VerifyEmail => verification_mail(code, minutes, client),
         OtpPurpose::Login | OtpPurpose::LoginChallenge => Mail::LoginCode { code, minutes },
         OtpPurpose::PasswordReset => Mail::PasswordResetCode { code, minutes },
     };

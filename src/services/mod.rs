@@ -6,6 +6,7 @@ pub mod login;
 pub mod otp;
 pub mod refresh;
 pub mod registration;
+pub mod retention;
 pub mod revocation;
 pub mod sessions;
 pub mod throttle;

@@ -73,11 +73,17 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
                 .await?;
             if swapped.rows_affected == 1 {
                 insert_refresh_token(&transaction, owner.id, &successor, at).await?;
-                session::Entity::update_many()
+                // A revocation that committed since the session was read wins: no successor for an ended session.
+                let still_live = session::Entity::update_many()
                     .col_expr(session::Column::LastUsedAt, Expr::value(at))
                     .filter(session::Column::Id.eq(owner.id))
+                    .filter(session::Column::RevokedAt.is_null())
                     .exec(&transaction)
                     .await?;
+                if still_live.rows_affected == 0 {
+                    transaction.rollback().await?;
+                    return Err(AppError::RefreshTokenInvalid);
+                }
                 transaction.commit().await?;
                 let owner = session::Model {
                     last_used_at: at,
@@ -98,18 +104,16 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     if at - rotated_at <= seconds(state.settings.refresh_grace) {
         return sessions::token_pair(state, &user, &owner, successor, at);
     }
-    let ended = revocation::end_sessions(
+    let notice = Mail::RefreshTokenReused {
+        device: owner.device.clone(),
+    };
+    revocation::end_sessions_telling(
         state,
         owner.user_id,
         Scope::One(owner.id),
         RevocationReason::RefreshTokenReused,
+        Some((&user.email, &notice)),
     )
     .await?;
-    if !ended.is_empty() {
-        let mail = Mail::RefreshTokenReused {
-            device: owner.device.clone(),
-        };
-        state.mailer.send(&state.database, &user.email, &mail).await?;
-    }
     Err(AppError::RefreshTokenReused)
 }

@@ -22,6 +22,7 @@ use crate::{
 /// takes the same time.
 pub async fn register(
     state: &AppState,
+    client: &ClientInfo,
     email: &EmailAddress,
     password: &Password,
     name: Option<String>,
@@ -68,7 +69,7 @@ pub async fn register(
         let minutes = state.settings.otp_ttl.as_secs() / 60;
         state
             .mailer
-            .queue(&transaction, email.as_str(), &Mail::VerifyEmail { code, minutes })
+            .queue(&transaction, email.as_str(), &verification_mail(code, minutes, client))
             .await?;
     }
     transaction.commit().await?;
@@ -130,4 +131,20 @@ pub async fn find_by_email(state: &AppState, email: &EmailAddress) -> AppResult<
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&state.database)
         .await?)
+}
+
+/// The verification mail for a code asked for by `client`.
+pub fn verification_mail(code: String, minutes: u64, client: &ClientInfo) -> Mail {
+    let ip = if client.ip.is_empty() {
+        "an unknown address".to_owned()
+    } else {
+        client.ip.clone()
+    };
+    Mail::VerifyEmail {
+        code,
+        minutes,
+        device: sessions::device_label(&client.user_agent),
+        ip,
+        at: now(),
+    }
 }

@@ -7,13 +7,14 @@ use entity::{session, session_revocation};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
 use super::{AppState, now};
 use crate::{
     domain::RevocationReason,
+    email::Mail,
     error::AppResult,
     realtime::{
         bus::{BusMessage, EventBus},
@@ -36,12 +37,45 @@ pub async fn end_sessions(
     scope: Scope,
     reason: RevocationReason,
 ) -> AppResult<Vec<Uuid>> {
+    end_sessions_telling(state, user, scope, reason, None).await
+}
+
+/// Like `end_sessions`, and queues `notice` to `address` in the same transaction when a session ended.
+pub async fn end_sessions_telling(
+    state: &AppState,
+    user: Uuid,
+    scope: Scope,
+    reason: RevocationReason,
+    notice: Option<(&str, &Mail)>,
+) -> AppResult<Vec<Uuid>> {
     let transaction = state.database.begin().await?;
     let event = record(&state.bus, &transaction, user, scope, reason, now()).await?;
+    if let Some((address, mail)) = notice
+        && !event.sessions.is_empty()
+    {
+        state.mailer.queue(&transaction, address, mail).await?;
+    }
     transaction.commit().await?;
+    state.mailer.wake();
     let ended = event.sessions.clone();
     state.bus.sessions_revoked(event).await;
     Ok(ended)
+}
+
+/// Ends a session that has reached its absolute or idle limit. When it has not, answers the moment it
+/// next could; `None` when the session is already over.
+pub async fn end_if_over(state: &AppState, id: Uuid) -> AppResult<Option<DateTime<Utc>>> {
+    let Some(model) = session::Entity::find_by_id(id).one(&state.database).await? else {
+        return Ok(None);
+    };
+    if model.revoked_at.is_some() {
+        return Ok(None);
+    }
+    if super::sessions::is_expired(state, &model, now()) {
+        end_sessions(state, model.user_id, Scope::One(model.id), RevocationReason::Expired).await?;
+        return Ok(None);
+    }
+    Ok(Some(super::sessions::ends_at(state, &model)))
 }
 
 /// The database half of a revocation, inside the caller's transaction. The first statement writes, so
@@ -114,13 +148,18 @@ pub async fn recent(
         .collect())
 }
 
-/// Ends the sessions that reached their absolute life without anyone noticing (no socket open, no
-/// refresh), so their devices elsewhere hear of it and lists stay true.
+/// Ends the sessions past their absolute or idle limit that nobody noticed (no socket open, no refresh),
+/// so their devices elsewhere hear of it and lists stay true.
 pub async fn end_expired(state: &AppState) -> AppResult<usize> {
     let at = now();
+    let idle_since = at - super::seconds(state.settings.session_idle_ttl);
     let expired = session::Entity::find()
         .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.lte(at))
+        .filter(
+            session::Column::ExpiresAt
+                .lte(at)
+                .or(session::Column::LastUsedAt.lte(idle_since)),
+        )
         .all(&state.database)
         .await?;
     let mut ended = 0;

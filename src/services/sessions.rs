@@ -60,6 +60,22 @@ pub fn is_expired(state: &AppState, model: &session::Model, at: DateTime<Utc>) -
     model.expires_at <= at || model.last_used_at + seconds(state.settings.session_idle_ttl) <= at
 }
 
+/// When the session ends if nothing happens: its absolute end, or its idle end if that comes first.
+pub fn ends_at(state: &AppState, model: &session::Model) -> DateTime<Utc> {
+    model
+        .expires_at
+        .min(model.last_used_at + seconds(state.settings.session_idle_ttl))
+}
+
+/// A session that has not ended.
+pub async fn live(state: &AppState, id: Uuid) -> AppResult<session::Model> {
+    session::Entity::find_by_id(id)
+        .one(&state.database)
+        .await?
+        .filter(|model| model.revoked_at.is_none() && !is_expired(state, model, now()))
+        .ok_or(crate::error::AppError::SessionRevoked)
+}
+
 /// Starts a session for a verified user on the calling device and answers its first token pair.
 pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
     let created_at = now();

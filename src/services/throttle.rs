@@ -35,6 +35,20 @@ impl ThrottleKey {
     }
 }
 
+/// Every key of one address, to forget it with its account.
+pub fn keys_of(email: &str) -> Vec<String> {
+    let mut keys = vec![ThrottleKey::login(email).0];
+    for purpose in [
+        OtpPurpose::VerifyEmail,
+        OtpPurpose::Login,
+        OtpPurpose::PasswordReset,
+        OtpPurpose::LoginChallenge,
+    ] {
+        keys.push(ThrottleKey::code(purpose, email).0);
+    }
+    keys
+}
+
 fn normalise(email: &str) -> String {
     EmailAddress::parse(email)
         .map(|email| email.as_str().to_owned())

@@ -33,29 +33,72 @@ pub async fn issue(state: &AppState, user: Uuid, session: Uuid) -> AppResult<Str
     Ok(ticket)
 }
 
-/// Uses a ticket up and answers its user and session. A conditional UPDATE lets exactly one of any
-/// number of parallel presentations, on any node, succeed.
-pub async fn redeem(state: &AppState, ticket: &str) -> AppResult<(Uuid, Uuid)> {
+/// How a socket proves who it is.
+pub enum Credential<'a> {
+    /// An access token, already verified and checked against the revoked set.
+    Bearer {
+        user: Uuid,
+        session: Uuid,
+    },
+    Ticket(&'a str),
+}
+
+/// A socket allowed in, and when its session ends unless something happens.
+pub struct SocketGrant {
+    pub user: Uuid,
+    pub session: Uuid,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Lets a socket in for a live session. A ticket is used up only after everything else has passed.
+pub async fn admit(state: &AppState, credential: Credential<'_>) -> AppResult<SocketGrant> {
+    let (user, session, ticket) = match credential {
+        Credential::Bearer { user, session } => (user, session, None),
+        Credential::Ticket(ticket) => {
+            let (user, session) = peek(state, ticket).await?;
+            (user, session, Some(ticket))
+        }
+    };
+    if state.views.revoked.contains(&session) {
+        return Err(AppError::SessionRevoked);
+    }
+    let live = super::sessions::live(state, session).await?;
+    if let Some(ticket) = ticket {
+        redeem(state, ticket).await?;
+    }
+    Ok(SocketGrant {
+        user,
+        session,
+        ends_at: super::sessions::ends_at(state, &live),
+    })
+}
+
+/// The user and session of a usable ticket, without using it.
+async fn peek(state: &AppState, ticket: &str) -> AppResult<(Uuid, Uuid)> {
     if !is_well_formed(ticket) {
         return Err(AppError::Unauthorized);
     }
-    let hash = hash_token(ticket);
-    let stored = ws_ticket::Entity::find_by_id(hash.clone())
+    let stored = ws_ticket::Entity::find_by_id(hash_token(ticket))
         .one(&state.database)
         .await?
         .ok_or(AppError::Unauthorized)?;
-    let at = now();
-    if stored.used_at.is_some() || stored.expires_at <= at {
+    if stored.used_at.is_some() || stored.expires_at <= now() {
         return Err(AppError::Unauthorized);
     }
+    Ok((stored.user_id, stored.session_id))
+}
+
+/// Uses a ticket up. A conditional UPDATE lets exactly one of any number of parallel presentations, on
+/// any node, succeed.
+async fn redeem(state: &AppState, ticket: &str) -> AppResult<()> {
     let used = ws_ticket::Entity::update_many()
-        .col_expr(ws_ticket::Column::UsedAt, Expr::value(at))
-        .filter(ws_ticket::Column::TicketHash.eq(hash))
+        .col_expr(ws_ticket::Column::UsedAt, Expr::value(now()))
+        .filter(ws_ticket::Column::TicketHash.eq(hash_token(ticket)))
         .filter(ws_ticket::Column::UsedAt.is_null())
         .exec(&state.database)
         .await?;
     if used.rows_affected == 1 {
-        Ok((stored.user_id, stored.session_id))
+        Ok(())
     } else {
         Err(AppError::Unauthorized)
     }

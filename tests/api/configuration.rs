@@ -82,3 +82,23 @@ fn malformed_numbers_are_named() {
     .unwrap_err();
     assert!(error.to_string().contains("ACCESS_TOKEN_TTL"));
 }
+
+#[test]
+fn the_default_database_lives_in_the_data_dir_and_socket_timers_must_be_positive() {
+    let folder = std::env::temp_dir()
+        .join("authd-tests")
+        .join(uuid::Uuid::now_v7().to_string());
+    let data_dir = folder.display().to_string();
+    let settings = Settings::from_lookup(|name| (name == "DATA_DIR").then(|| data_dir.clone())).unwrap();
+    assert_eq!(
+        settings.database_url,
+        format!("sqlite://{}?mode=rwc", folder.join("authd.db").display())
+    );
+    let error = Settings::from_lookup(|name| match name {
+        "DATA_DIR" => Some(data_dir.clone()),
+        "WS_PING_INTERVAL" => Some("0".to_owned()),
+        _ => None,
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("WS_PING_INTERVAL"));
+}

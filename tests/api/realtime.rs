@@ -192,6 +192,27 @@ async fn a_session_reaching_its_absolute_life_is_pushed_as_expired() {
 }
 
 #[actix_web::test]
+async fn an_idle_session_ends_and_its_socket_is_told_but_a_refresh_keeps_it() {
+    let app = spawn_app_with(&[("SESSION_IDLE_TTL", "2")]).await;
+    let (email, idle) = app.user_with_session().await;
+    let active = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    let mut idle_socket = app.socket(&idle.access).await;
+    let mut active_socket = app.socket(&active.access).await;
+    // The active device refreshes before its idle limit; the other does nothing.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let active = Tokens::from_body(app.refresh(&active.refresh).await.json().await.unwrap());
+    assert_revoked(&mut idle_socket, &idle.session, "expired").await;
+    assert_ended(&mut active_socket, &idle.session, "expired").await;
+    assert_eq!(app.get_authed("/api/users/me", &active.access).await.status(), 200);
+    assert_problem(
+        app.get_authed("/api/users/me", &idle.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+}
+
+#[actix_web::test]
 async fn a_new_sign_in_is_announced_to_the_existing_sockets() {
     let app = spawn_app().await;
     let (email, laptop) = app.user_with_session().await;

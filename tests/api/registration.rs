@@ -19,6 +19,8 @@ async fn register_mails_a_code_that_verifies_and_signs_in() {
 
     let mail = app.mail.wait_for_mail(&email, 0).await;
     assert_eq!(mail.subject(), "Confirm your email address");
+    // The mail names the request it answers, so an owner can tell a stranger's sign-up from theirs.
+    assert!(mail.data.contains("from Firefox on Linux (127.0.0.1)"), "{}", mail.data);
     let code = mail.code().expect("the mail carries a code");
 
     let response = app.verify_email(&email, &code).await;

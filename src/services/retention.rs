@@ -1,0 +1,50 @@
+//! What is kept, and for how long: rows that no check can need any more are deleted.
+
+use entity::{address_throttle, mail_outbox, otp, session, session_revocation};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::ExprTrait};
+
+use super::{AppState, now, seconds, throttle::now_ms};
+use crate::{error::AppResult, tokens::LEEWAY_SECONDS};
+
+/// Ended sessions (and with them their refresh tokens) stay this long for the session history.
+const ENDED_SESSIONS_KEPT: chrono::Duration = chrono::Duration::days(30);
+const SENT_MAIL_KEPT: chrono::Duration = chrono::Duration::days(7);
+const IDLE_THROTTLE_KEPT_MS: i64 = 24 * 3_600_000;
+
+pub async fn prune(state: &AppState) -> AppResult<()> {
+    let at = now();
+    let database = &state.database;
+    // A revocation matters while an access token of its session could still be shown.
+    let token_window = seconds(state.settings.access_token_ttl) + chrono::Duration::seconds(LEEWAY_SECONDS as i64);
+    session_revocation::Entity::delete_many()
+        .filter(session_revocation::Column::RevokedAt.lt(at - token_window - chrono::Duration::days(1)))
+        .exec(database)
+        .await?;
+    session::Entity::delete_many()
+        .filter(session::Column::RevokedAt.lt(at - ENDED_SESSIONS_KEPT))
+        .exec(database)
+        .await?;
+    otp::Entity::delete_many()
+        .filter(otp::Column::ExpiresAt.lt(at - chrono::Duration::days(1)))
+        .exec(database)
+        .await?;
+    mail_outbox::Entity::delete_many()
+        .filter(mail_outbox::Column::SentAt.lt(at - SENT_MAIL_KEPT))
+        .exec(database)
+        .await?;
+    let quiet_since = now_ms() - IDLE_THROTTLE_KEPT_MS;
+    address_throttle::Entity::delete_many()
+        .filter(
+            address_throttle::Column::LockedUntilMs
+                .is_null()
+                .or(address_throttle::Column::LockedUntilMs.lt(quiet_since)),
+        )
+        .filter(
+            address_throttle::Column::LastMailMs
+                .is_null()
+                .or(address_throttle::Column::LastMailMs.lt(quiet_since)),
+        )
+        .exec(database)
+        .await?;
+    Ok(())
+}
