@@ -140,7 +140,9 @@ fn spawn_expiry_sweeper(state: web::Data<AppState>) {
             if let Err(error) = revocation::end_expired(&state).await {
                 tracing::warn!(%error, "cannot end expired sessions");
             }
-            if ticks.is_multiple_of(120)
+            // Pruning waits an hour after start, then runs hourly.
+            if ticks > 0
+                && ticks.is_multiple_of(120)
                 && let Err(error) = retention::prune(&state).await
             {
                 tracing::warn!(%error, "cannot prune old rows");

@@ -12,6 +12,7 @@ pub struct Model {
     pub lock_level: i32,
     pub locked_until_ms: Option<i64>,
     pub last_mail_ms: Option<i64>,
+    pub last_failure_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

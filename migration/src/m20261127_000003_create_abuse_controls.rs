@@ -19,6 +19,7 @@ impl MigrationTrait for Migration {
                     .col(integer(AddressThrottles::LockLevel).default(0))
                     .col(big_integer_null(AddressThrottles::LockedUntilMs))
                     .col(big_integer_null(AddressThrottles::LastMailMs))
+                    .col(big_integer_null(AddressThrottles::LastFailureMs))
                     .to_owned(),
             )
             .await?;
@@ -71,6 +72,7 @@ enum AddressThrottles {
     LockLevel,
     LockedUntilMs,
     LastMailMs,
+    LastFailureMs,
 }
 
 #[derive(DeriveIden)]

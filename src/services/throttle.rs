@@ -84,6 +84,7 @@ pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32)
         lock_level: Set(0),
         locked_until_ms: Set(None),
         last_mail_ms: Set(None),
+        last_failure_ms: Set(Some(now_ms())),
     })
     .on_conflict(
         OnConflict::column(address_throttle::Column::Key)
@@ -91,6 +92,7 @@ pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32)
                 address_throttle::Column::Failures,
                 Expr::col((address_throttle::Entity, address_throttle::Column::Failures)).add(1),
             )
+            .update_column(address_throttle::Column::LastFailureMs)
             .to_owned(),
     )
     .exec(&state.database)
@@ -141,34 +143,37 @@ pub async fn record_success(state: &AppState, key: &ThrottleKey) -> AppResult<()
 }
 
 /// Takes the address's mail slot for this purpose if the cooldown has passed (and it is not locked);
-/// false means send nothing now.
+/// false means send nothing now. One upsert decides, so parallel requests take one slot between them.
 pub async fn take_mail_slot(state: &AppState, key: &ThrottleKey) -> AppResult<bool> {
+    use sea_orm::{ConnectionTrait, sea_query::Query};
     let now = now_ms();
     let cooldown = i64::try_from(state.settings.otp_resend_cooldown.as_millis()).unwrap_or(i64::MAX);
-    address_throttle::Entity::insert(address_throttle::ActiveModel {
-        key: Set(key.0.clone()),
-        failures: Set(0),
-        lock_level: Set(0),
-        locked_until_ms: Set(None),
-        last_mail_ms: Set(None),
-    })
-    .on_conflict_do_nothing_on([address_throttle::Column::Key])
-    .exec(&state.database)
-    .await?;
-    let taken = address_throttle::Entity::update_many()
-        .col_expr(address_throttle::Column::LastMailMs, Expr::value(now))
-        .filter(address_throttle::Column::Key.eq(key.0.clone()))
-        .filter(
-            address_throttle::Column::LastMailMs
+    let table = address_throttle::Entity;
+    let existing = |column: address_throttle::Column| Expr::col((table, column));
+    let slot_free = existing(address_throttle::Column::LastMailMs)
+        .is_null()
+        .or(existing(address_throttle::Column::LastMailMs).lte(now.saturating_sub(cooldown)))
+        .and(
+            existing(address_throttle::Column::LockedUntilMs)
                 .is_null()
-                .or(address_throttle::Column::LastMailMs.lte(now.saturating_sub(cooldown))),
+                .or(existing(address_throttle::Column::LockedUntilMs).lte(now)),
+        );
+    let statement = Query::insert()
+        .into_table(table)
+        .columns([
+            address_throttle::Column::Key,
+            address_throttle::Column::Failures,
+            address_throttle::Column::LockLevel,
+            address_throttle::Column::LastMailMs,
+        ])
+        .values_panic([key.0.clone().into(), 0.into(), 0.into(), now.into()])
+        .on_conflict(
+            OnConflict::column(address_throttle::Column::Key)
+                .update_column(address_throttle::Column::LastMailMs)
+                .action_and_where(slot_free)
+                .to_owned(),
         )
-        .filter(
-            address_throttle::Column::LockedUntilMs
-                .is_null()
-                .or(address_throttle::Column::LockedUntilMs.lte(now)),
-        )
-        .exec(&state.database)
-        .await?;
-    Ok(taken.rows_affected == 1)
+        .to_owned();
+    let outcome = state.database.execute(&statement).await?;
+    Ok(outcome.rows_affected() == 1)
 }

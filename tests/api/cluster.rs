@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     TestApp,
     app::{PASSWORD, SAFARI_IPHONE, assert_problem},
-    spawn_app, spawn_app_with,
+    spawn_app, spawn_node_of,
 };
 
 const NEEDS_POSTGRES: &str = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL";
@@ -20,7 +20,7 @@ async fn two_nodes() -> (TestApp, TestApp) {
         "{NEEDS_POSTGRES}"
     );
     let first = spawn_app().await;
-    let second = spawn_app_with(&[("DATABASE_URL", &first.database_url)]).await;
+    let second = spawn_node_of(&first, &[]).await;
     (first, second)
 }
 
@@ -179,19 +179,23 @@ async fn a_node_that_lost_its_listening_connection_catches_up() {
     let database = Database::connect(&node_a.database_url).await.unwrap();
     let name = authd::realtime::bus::listener_name(node_b.application_state.bus.node());
     let listeners = |sql: &'static str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [name.clone().into()]);
-    let killed = database
-        .query_all_raw(listeners(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(killed.len(), 1, "node B had one listening connection");
-    // Revoke only once node B is deaf, so the notification is surely missed.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !database
+    let pids = database
         .query_all_raw(listeners(
             "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
         ))
+        .await
+        .unwrap();
+    assert_eq!(pids.len(), 1, "node B had one listening connection");
+    let pid: i32 = pids[0].try_get("", "pid").unwrap();
+    let by_pid = |sql: &'static str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [pid.into()]);
+    database
+        .query_all_raw(by_pid("SELECT pg_terminate_backend($1)"))
+        .await
+        .unwrap();
+    // Revoke once node B is deaf (it listens again a second later), so the notification is missed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !database
+        .query_all_raw(by_pid("SELECT pid FROM pg_stat_activity WHERE pid = $1"))
         .await
         .unwrap()
         .is_empty()
@@ -247,11 +251,7 @@ async fn delivery_latency_across_two_nodes() {
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
 async fn back_off_holds_across_nodes() {
     let (node_a, _) = two_nodes().await;
-    let node_b = spawn_app_with(&[
-        ("DATABASE_URL", &node_a.database_url),
-        ("LOGIN_LOCKOUT_THRESHOLD", "10"),
-    ])
-    .await;
+    let node_b = spawn_node_of(&node_a, &[("LOGIN_LOCKOUT_THRESHOLD", "10")]).await;
     let (email, _) = node_a.user_with_session().await;
     // Ten failures spread over both nodes lock the address on both.
     for attempt in 0..10 {

@@ -192,7 +192,7 @@ async fn a_restarted_node_still_refuses_tokens_of_sessions_ended_before() {
         StatusCode::NO_CONTENT
     );
     // A second application on the same database stands for the node after a restart.
-    let restarted = crate::helpers::spawn_app_with(&[("DATABASE_URL", &first.database_url)]).await;
+    let restarted = crate::helpers::spawn_node_of(&first, &[]).await;
     assert_problem(
         restarted.get_authed("/api/users/me", &tokens.access).await,
         401,

@@ -77,7 +77,25 @@ pub async fn fresh_database_url() -> String {
 /// Starts an application with `overrides` on top of the test defaults; the database is fresh unless
 /// `DATABASE_URL` is among the overrides (two nodes sharing one database).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    let mail = MailServer::start().await;
+    spawn(overrides, MailServer::start().await).await
+}
+
+/// Another node of `first`'s deployment: the same database and the same mail relay (any node's outbox
+/// sender may deliver a mail that another node queued).
+pub async fn spawn_node_of(first: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
+    let mut overrides = overrides.to_vec();
+    overrides.push(("DATABASE_URL", &first.database_url));
+    spawn(&overrides, first.mail.clone()).await
+}
+
+async fn spawn(overrides: &[(&str, &str)], mail: MailServer) -> TestApp {
+    // With RUST_LOG set, the application's log lines land in the output of the test that caused them.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
     let data_dir = std::env::temp_dir()
         .join("authd-tests")
         .join(format!("data-{}", Uuid::now_v7()));

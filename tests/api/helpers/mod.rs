@@ -2,7 +2,7 @@ pub mod app;
 pub mod smtp;
 pub mod ws;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_with, spawn_node_of};
 
 /// Prints the median and p99 of latencies, and fails on an absurd p99.
 pub fn report_latency(label: &str, latencies: &mut [std::time::Duration]) {

@@ -60,7 +60,9 @@ impl MailServer {
             while let Ok((stream, _)) = listener.accept().await {
                 let connection = accepting.clone();
                 let task = tokio::spawn(async move {
-                    let _ = connection.serve(stream).await;
+                    if let Err(error) = connection.serve(stream).await {
+                        eprintln!("smtp connection failed: {error}");
+                    }
                 });
                 accepting.tasks.lock().unwrap().push(task.abort_handle());
             }
@@ -165,7 +167,14 @@ impl MailServer {
                 return mails.last().cloned().unwrap();
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                panic!("no mail for {address} within 15 s");
+                let all = self
+                    .mails
+                    .lock()
+                    .await
+                    .iter()
+                    .map(|mail| mail.recipients.clone())
+                    .collect::<Vec<_>>();
+                panic!("no mail for {address} within 15 s; this server has: {all:?}");
             }
         }
     }
