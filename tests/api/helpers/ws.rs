@@ -92,6 +92,17 @@ impl Socket {
         }
     }
 
+    /// The next JSON frame whose type is not among `kinds`: on another node an announcement may arrive after
+    /// a socket that opened later.
+    pub async fn next_json_ignoring(&mut self, kinds: &[&str]) -> Value {
+        loop {
+            let frame = self.next_json().await;
+            if !kinds.iter().any(|kind| frame["type"] == *kind) {
+                return frame;
+            }
+        }
+    }
+
     /// Waits for the server's close frame and answers its code.
     pub async fn close_code(&mut self, within: Duration) -> u16 {
         loop {
