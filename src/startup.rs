@@ -84,6 +84,9 @@ impl Application {
             bus,
             views,
             metrics,
+            user_views: Default::default(),
+            write_turns: (database.get_database_backend() == sea_orm::DbBackend::Sqlite)
+                .then(|| tokio::sync::Mutex::new(())),
             database,
             settings,
         });

@@ -39,8 +39,7 @@ pub struct DeleteMeRequest {
 #[utoipa::path(get, path = "/api/users/me", tag = "user",
     responses((status = 200, body = UserView), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> AppResult<HttpResponse> {
-    let user = users::current(&state, caller.user).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(&user)))
+    Ok(HttpResponse::Ok().json(users::view(&state, caller.user).await?))
 }
 
 #[utoipa::path(patch, path = "/api/users/me", tag = "user", request_body = UpdateMeRequest,

@@ -109,6 +109,7 @@ pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> App
         .exec(&transaction)
         .await?;
     transaction.commit().await?;
+    state.user_views.forget(&user);
     state.bus.sessions_revoked(event).await;
     Ok(())
 }
@@ -126,5 +127,6 @@ pub async fn set_email_second_factor(
     active.mfa_email_otp = Set(enabled);
     active.updated_at = Set(now());
     let updated = active.update(&state.database).await?;
+    state.user_views.forget(&user);
     Ok(users::UserView::from(&updated))
 }

@@ -37,6 +37,20 @@ pub struct AppState {
     pub bus: EventBus,
     pub views: ManagerViews,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub user_views: users::ViewCache,
+    /// SQLite has one writer: hot write transactions take turns here instead of colliding in the database,
+    /// where a busy writer sleeps and retries. `None` on PostgreSQL, whose writers do not block each other.
+    pub write_turns: Option<tokio::sync::Mutex<()>>,
+}
+
+impl AppState {
+    /// Waits for this process's turn to write, on SQLite; hold the guard until the commit.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_turns {
+            Some(turns) => Some(turns.lock().await),
+            None => None,
+        }
+    }
 }
 
 /// Where a request came from, as the session records it.

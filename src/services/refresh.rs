@@ -64,6 +64,7 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let rotated_at = match stored.rotated_at {
         Some(rotated_at) => rotated_at,
         None => {
+            let turn = state.write_turn().await;
             let transaction = state.database.begin().await?;
             let swapped = refresh_token::Entity::update_many()
                 .col_expr(refresh_token::Column::RotatedAt, Expr::value(at))
@@ -85,6 +86,7 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
                     return Err(AppError::RefreshTokenInvalid);
                 }
                 transaction.commit().await?;
+                drop(turn);
                 let owner = session::Model {
                     last_used_at: at,
                     ..owner
@@ -92,6 +94,7 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
                 return sessions::token_pair(state, &user, &owner, successor, at);
             }
             transaction.rollback().await?;
+            drop(turn);
             // A parallel refresh with the same token won the swap: answer as it did.
             refresh_token::Entity::find_by_id(stored.id)
                 .one(&state.database)

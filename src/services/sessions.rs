@@ -102,6 +102,7 @@ pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) 
         revoked_reason: None,
     };
     let refresh_token = new_opaque_token();
+    let turn = state.write_turn().await;
     let transaction = state.database.begin().await?;
     session::Entity::insert(session::ActiveModel {
         id: Set(model.id),
@@ -135,6 +136,7 @@ pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) 
         .notify_in_transaction(&transaction, BusMessage::Created(announcement.clone()))
         .await?;
     transaction.commit().await?;
+    drop(turn);
     state.mailer.wake();
     state.bus.session_created(announcement);
     token_pair(state, user, &model, refresh_token, created_at)
@@ -188,7 +190,12 @@ pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<
         .await?;
     let live: Vec<&session::Model> = models.iter().filter(|model| !is_expired(state, model, at)).collect();
     let ids: Vec<Uuid> = live.iter().map(|model| model.id).collect();
-    let elsewhere = presence::online_elsewhere(&state.database, &ids, at).await?;
+    // With SQLite there is one node and local presence is the whole truth.
+    let elsewhere = if state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
+        presence::online_elsewhere(&state.database, &ids, at).await?
+    } else {
+        Default::default()
+    };
     Ok(live
         .into_iter()
         .map(|model| {

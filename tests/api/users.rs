@@ -10,6 +10,15 @@ use crate::helpers::{
 async fn patch_me_sets_the_name_and_ignores_unknown_fields() {
     let app = spawn_app().await;
     let (email, tokens) = app.user_with_session().await;
+    // Read once so the node holds a copy of the view: a change must replace it at once.
+    assert_eq!(
+        app.get_authed("/api/users/me", &tokens.access)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["name"],
+        Value::Null
+    );
     let response = app
         .client
         .patch(app.url("/api/users/me"))
@@ -24,6 +33,14 @@ async fn patch_me_sets_the_name_and_ignores_unknown_fields() {
     assert_eq!(user["email"], email.as_str());
     assert_eq!(user["email_verified"], true);
     assert_eq!(user["mfa"]["email_otp"], false);
+    assert_eq!(
+        app.get_authed("/api/users/me", &tokens.access)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["name"],
+        "Ada"
+    );
 
     let cleared: Value = app
         .client
