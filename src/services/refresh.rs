@@ -2,7 +2,10 @@
 //! window answers the same successor; a presentation after it means the token was copied, and the session ends.
 
 use entity::{refresh_token, session, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, Query},
+};
 
 use super::{
     AppState, now,
@@ -66,30 +69,43 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
         None => {
             let turn = state.write_turn().await;
             let transaction = state.database.begin().await?;
+            // One statement swaps the token and checks the session is still live: a revocation that
+            // committed since the session was read wins, and an ended session never gets a successor.
+            let live_session = Query::select()
+                .expr(Expr::value(1))
+                .from(session::Entity)
+                .and_where(session::Column::Id.eq(owner.id))
+                .and_where(session::Column::RevokedAt.is_null())
+                .to_owned();
             let swapped = refresh_token::Entity::update_many()
                 .col_expr(refresh_token::Column::RotatedAt, Expr::value(at))
                 .filter(refresh_token::Column::Id.eq(stored.id))
                 .filter(refresh_token::Column::RotatedAt.is_null())
+                .filter(Expr::exists(live_session))
                 .exec(&transaction)
                 .await?;
             if swapped.rows_affected == 1 {
                 insert_refresh_token(&transaction, owner.id, &successor, at).await?;
-                // A revocation that committed since the session was read wins: no successor for an ended session.
-                let still_live = session::Entity::update_many()
-                    .col_expr(session::Column::LastUsedAt, Expr::value(at))
-                    .filter(session::Column::Id.eq(owner.id))
-                    .filter(session::Column::RevokedAt.is_null())
-                    .exec(&transaction)
-                    .await?;
-                if still_live.rows_affected == 0 {
-                    transaction.rollback().await?;
-                    return Err(AppError::RefreshTokenInvalid);
+                // The idle limit is long: a precision of a tenth of it (a minute at most) spares most
+                // refreshes a write.
+                let precision = (seconds(state.settings.session_idle_ttl) / 10).min(chrono::Duration::minutes(1));
+                let touched = at - owner.last_used_at >= precision;
+                if touched {
+                    session::Entity::update_many()
+                        .col_expr(session::Column::LastUsedAt, Expr::value(at))
+                        .filter(session::Column::Id.eq(owner.id))
+                        .exec(&transaction)
+                        .await?;
                 }
                 transaction.commit().await?;
                 drop(turn);
-                let owner = session::Model {
-                    last_used_at: at,
-                    ..owner
+                let owner = if touched {
+                    session::Model {
+                        last_used_at: at,
+                        ..owner
+                    }
+                } else {
+                    owner
                 };
                 return sessions::token_pair(state, &user, &owner, successor, at);
             }
