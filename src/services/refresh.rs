@@ -1,7 +1,7 @@
 //! Refresh token rotation: a compare-and-swap ends the presented token; every presentation inside the grace
 //! window answers the same successor; a presentation after it means the token was copied, and the session ends.
 
-use entity::{refresh_token, session, user};
+use entity::{refresh_token, session};
 use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, Query},
@@ -12,6 +12,7 @@ use super::{
     revocation::{self, Scope},
     seconds,
     sessions::{self, SignedIn, insert_refresh_token},
+    users,
 };
 use crate::{
     domain::RevocationReason,
@@ -58,10 +59,10 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
         revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Expired).await?;
         return Err(AppError::SessionExpired);
     }
-    let user = user::Entity::find_by_id(owner.user_id)
-        .one(&state.database)
-        .await?
-        .ok_or(AppError::RefreshTokenInvalid)?;
+    // The answer's `user` comes from the node's short-lived copy, as `GET /api/users/me` does.
+    let user = users::view(state, owner.user_id)
+        .await
+        .map_err(|_| AppError::RefreshTokenInvalid)?;
     let successor = state.refresh_keys.refresh_successor(token);
 
     let rotated_at = match stored.rotated_at {
@@ -107,7 +108,7 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
                 } else {
                     owner
                 };
-                return sessions::token_pair(state, &user, &owner, successor, at);
+                return sessions::token_pair(state, user, &owner, successor, at);
             }
             transaction.rollback().await?;
             drop(turn);
@@ -121,7 +122,7 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     };
 
     if at - rotated_at <= seconds(state.settings.refresh_grace) {
-        return sessions::token_pair(state, &user, &owner, successor, at);
+        return sessions::token_pair(state, user, &owner, successor, at);
     }
     let notice = Mail::RefreshTokenReused {
         device: owner.device.clone(),

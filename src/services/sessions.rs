@@ -139,7 +139,7 @@ pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) 
     drop(turn);
     state.mailer.wake();
     state.bus.session_created(announcement);
-    token_pair(state, user, &model, refresh_token, created_at)
+    token_pair(state, UserView::from(user), &model, refresh_token, created_at)
 }
 
 pub async fn insert_refresh_token(
@@ -163,14 +163,14 @@ pub async fn insert_refresh_token(
 /// Issues an access token for the session and packs it with `refresh_token`.
 pub fn token_pair(
     state: &AppState,
-    user: &user::Model,
+    user: UserView,
     model: &session::Model,
     refresh_token: String,
     at: DateTime<Utc>,
 ) -> AppResult<SignedIn> {
     let (access_token, expires_in) = state.access_tokens.issue(user.id, model.id, model.expires_at, at)?;
     Ok(SignedIn {
-        user: UserView::from(user),
+        user,
         session_id: model.id,
         access_token,
         expires_in,
