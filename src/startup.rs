@@ -15,7 +15,7 @@ use crate::{
     realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
     services::{AppState, now, retention, revocation, seconds},
     telemetry,
-    tokens::{AccessTokens, Keyed, LEEWAY_SECONDS},
+    tokens::{AccessTokens, Keyed, revocation_window},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ impl Application {
         );
         let manager = manager.start();
         // Sessions ended before this start may still have live access tokens: refuse them from the first request.
-        let window = settings.access_token_ttl + std::time::Duration::from_secs(LEEWAY_SECONDS);
+        let window = revocation_window(settings.access_token_ttl);
         for event in revocation::recent(&database, now() - seconds(window)).await? {
             let _ = manager.send(event).await;
         }

@@ -16,6 +16,12 @@ use crate::secret::Secret;
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Clock skew tolerated on `exp`.
 pub const LEEWAY_SECONDS: u64 = 30;
+/// How long after a session ends one of its access tokens could still be presented: the token life plus
+/// the leeway. Revocations matter for this long.
+pub fn revocation_window(access_token_life: Duration) -> Duration {
+    access_token_life + Duration::from_secs(LEEWAY_SECONDS)
+}
+
 /// Random bytes in a refresh token or a ticket: 256 bits.
 const TOKEN_BYTES: usize = 32;
 

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::Mail;
+use crate::services::now_ms;
 use crate::{
     secret::Secret,
     tokens::{Keyed, fill_random},
@@ -146,10 +147,6 @@ struct Sender {
     transport: Transport,
     from: Mailbox,
     mailer: Mailer,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl Sender {

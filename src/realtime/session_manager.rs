@@ -69,9 +69,8 @@ impl SessionManager {
     ) -> (Self, ManagerViews) {
         let (revoked, revoked_view) = RevokedSessions::new();
         let (presence, presence_view) = LocalPresence::new();
-        let remember_for =
-            chrono::Duration::from_std(access_token_life + Duration::from_secs(crate::tokens::LEEWAY_SECONDS))
-                .unwrap_or(chrono::Duration::days(1));
+        let remember_for = chrono::Duration::from_std(crate::tokens::revocation_window(access_token_life))
+            .unwrap_or(chrono::Duration::days(1));
         let manager = Self {
             revoked,
             presence,

@@ -3,8 +3,8 @@
 use entity::{address_throttle, mail_outbox, otp, session, session_revocation};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::ExprTrait};
 
-use super::{AppState, now, seconds, throttle::now_ms};
-use crate::{error::AppResult, tokens::LEEWAY_SECONDS};
+use super::{AppState, now, now_ms, seconds};
+use crate::{error::AppResult, tokens::revocation_window};
 
 /// Ended sessions (and with them their refresh tokens) stay this long for the session history.
 const ENDED_SESSIONS_KEPT: chrono::Duration = chrono::Duration::days(30);
@@ -15,7 +15,7 @@ pub async fn prune(state: &AppState) -> AppResult<()> {
     let at = now();
     let database = &state.database;
     // A revocation matters while an access token of its session could still be shown.
-    let token_window = seconds(state.settings.access_token_ttl) + chrono::Duration::seconds(LEEWAY_SECONDS as i64);
+    let token_window = seconds(revocation_window(state.settings.access_token_ttl));
     session_revocation::Entity::delete_many()
         .filter(session_revocation::Column::RevokedAt.lt(at - token_window - chrono::Duration::days(1)))
         .exec(database)

@@ -9,7 +9,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
-use super::AppState;
+use super::{AppState, now_ms};
 use crate::{
     domain::{EmailAddress, OtpPurpose},
     error::{AppError, AppResult},
@@ -53,10 +53,6 @@ fn normalise(email: &str) -> String {
     EmailAddress::parse(email)
         .map(|email| email.as_str().to_owned())
         .unwrap_or_else(|_| email.trim().to_lowercase())
-}
-
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// `account_locked` while the address is locked, with the seconds left.
