@@ -38,6 +38,21 @@ pub struct Verification {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Lowers the calling thread's scheduling priority. A hash takes tens of milliseconds of one core; a
+/// request thread waiting behind one would add that to every request it serves. At a lower priority the
+/// hashes still take every core that is idle, and a request preempts them.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        const HASHING_NICENESS: libc::c_int = 10;
+        // SAFETY: setpriority reads only its integer arguments; `who` 0 names the calling thread on Linux.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICENESS) };
+        if result != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower the hashing threads' priority");
+        }
+    }
+}
+
 /// Hashes run on a fixed set of threads of their own: their number bounds both the CPU and the memory
 /// argon2 takes (19 MiB each), and the allocator keeps no more than one buffer per thread around.
 #[derive(Clone)]
@@ -60,6 +75,7 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
                 .spawn(move || {
+                    yield_to_requests();
                     loop {
                         let job = match receiver.lock() {
                             Ok(receiver) => receiver.recv(),

@@ -12,7 +12,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub token_hash: String,
     pub created_at: DateTimeUtc,
-    /// Set once, by the compare-and-swap of the first refresh that presents this token.
+    /// Set by the rotation of earlier versions. A token is now rotated when its successor's row exists:
+    /// the successor's `created_at` is the moment of rotation.
     pub rotated_at: Option<DateTimeUtc>,
 }
 
@@ -28,6 +29,20 @@ impl std::fmt::Debug for Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::session::Entity",
+        from = "Column::SessionId",
+        to = "super::session::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Session,
+}
+
+impl Related<super::session::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Session.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

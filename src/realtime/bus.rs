@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{
     events::{SessionCreated, SessionsRevoked},
+    session_lists::SessionLists,
     session_manager::SessionManager,
 };
 
@@ -41,11 +42,22 @@ pub struct EventBus {
     manager: Addr<SessionManager>,
     node: Uuid,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    lists: std::sync::Arc<SessionLists>,
 }
 
 impl EventBus {
     pub fn new(manager: Addr<SessionManager>, node: Uuid, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
-        Self { manager, node, metrics }
+        Self {
+            manager,
+            node,
+            metrics,
+            lists: Default::default(),
+        }
+    }
+
+    /// The node's copies of session lists; every change that travels the bus drops the user's copy.
+    pub fn session_lists(&self) -> &SessionLists {
+        &self.lists
     }
 
     /// This node's id; it names the node's presence rows and its listening connection.
@@ -63,6 +75,7 @@ impl EventBus {
         if event.sessions.is_empty() {
             return;
         }
+        self.lists.forget(&event.user);
         self.metrics
             .revocations
             .with_label_values(&[event.reason.as_str()])
@@ -73,6 +86,7 @@ impl EventBus {
     }
 
     pub fn session_created(&self, event: SessionCreated) {
+        self.lists.forget(&event.user);
         self.manager.do_send(event);
     }
 
@@ -133,10 +147,10 @@ impl EventBus {
             .clone()
             .application_name(&listener_name(self.node));
         let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(options);
-        let (manager, node) = (self.manager.clone(), self.node);
+        let (manager, node, lists) = (self.manager.clone(), self.node, self.lists.clone());
         tokio::spawn(async move {
             loop {
-                match listen(&pool, &manager, node, &catch_up).await {
+                match listen(&pool, &manager, &lists, node, &catch_up).await {
                     Ok(()) => tracing::warn!("lost the event bus connection; listening again"),
                     Err(error) => tracing::warn!(%error, "the event bus failed; listening again"),
                 }
@@ -154,6 +168,7 @@ pub fn listener_name(node: Uuid) -> String {
 async fn listen<F, Fut>(
     pool: &sqlx::PgPool,
     manager: &Addr<SessionManager>,
+    lists: &SessionLists,
     node: Uuid,
     catch_up: &F,
 ) -> Result<(), sqlx::Error>
@@ -164,6 +179,8 @@ where
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
     // Listening again: whatever ended while the node was deaf is in the log. The manager skips what it knows.
+    // Sign-ins are not logged, so every list copy goes.
+    lists.forget_all();
     match catch_up().await {
         Ok(events) => events.into_iter().for_each(|event| manager.do_send(event)),
         Err(error) => tracing::warn!(%error, "cannot catch up on revocations"),
@@ -174,11 +191,17 @@ where
             Ok(Envelope {
                 message: BusMessage::Revoked(event),
                 ..
-            }) => manager.do_send(event),
+            }) => {
+                lists.forget(&event.user);
+                manager.do_send(event);
+            }
             Ok(Envelope {
                 message: BusMessage::Created(event),
                 ..
-            }) => manager.do_send(event),
+            }) => {
+                lists.forget(&event.user);
+                manager.do_send(event);
+            }
             Err(error) => tracing::warn!(%error, "unreadable event bus message"),
         }
     }

@@ -5,5 +5,6 @@ pub mod bus;
 pub mod events;
 pub mod live_sets;
 pub mod presence;
+pub mod session_lists;
 pub mod session_manager;
 pub mod ws_session;

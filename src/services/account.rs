@@ -20,7 +20,7 @@ use crate::{
 
 /// Ends the session a refresh token belongs to (a cookie logout).
 pub async fn logout_with_refresh_token(state: &AppState, token: &str) -> AppResult<()> {
-    let (_, owner) = session_of(state, token).await?;
+    let owner = session_of(state, token).await?;
     revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Logout).await?;
     Ok(())
 }

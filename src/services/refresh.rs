@@ -1,17 +1,21 @@
-//! Refresh token rotation: a compare-and-swap ends the presented token; every presentation inside the grace
-//! window answers the same successor; a presentation after it means the token was copied, and the session ends.
+//! Refresh token rotation. A token's successor is derived from it, so rotating is one statement: insert the
+//! successor's row, which the unique token hash lets exactly one presentation do. Every presentation inside
+//! the grace window answers the same successor; a presentation after it means the token was copied, and the
+//! session ends.
 
+use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::{Expr, Query},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
+use uuid::Uuid;
 
 use super::{
     AppState, now,
     revocation::{self, Scope},
     seconds,
-    sessions::{self, SignedIn, insert_refresh_token},
+    sessions::{self, SignedIn},
     users,
 };
 use crate::{
@@ -21,22 +25,48 @@ use crate::{
     tokens::{hash_token, is_well_formed},
 };
 
+/// A presented token, its live session, and its successor's row when the token has been rotated.
+struct Link {
+    presented: refresh_token::Model,
+    owner: session::Model,
+    successor: Option<refresh_token::Model>,
+}
+
+/// Reads the presented token, its session and (when `successor_hash` is given) its successor in one query.
+async fn read_link(state: &AppState, presented_hash: &str, successor_hash: Option<&str>) -> AppResult<Link> {
+    let hashes: Vec<&str> = std::iter::once(presented_hash).chain(successor_hash).collect();
+    let rows = refresh_token::Entity::find()
+        .find_also_related(session::Entity)
+        .filter(refresh_token::Column::TokenHash.is_in(hashes))
+        .all(&state.database)
+        .await?;
+    let mut presented = None;
+    let mut successor = None;
+    for (token, owner) in rows {
+        if token.token_hash == presented_hash {
+            presented = owner.map(|owner| (token, owner));
+        } else {
+            successor = Some(token);
+        }
+    }
+    let (presented, owner) = presented
+        .filter(|(_, owner)| owner.revoked_at.is_none())
+        .ok_or(AppError::RefreshTokenInvalid)?;
+    // A successor always belongs to the session of the token it follows.
+    let successor = successor.filter(|successor| successor.session_id == owner.id);
+    Ok(Link {
+        presented,
+        owner,
+        successor,
+    })
+}
+
 /// The live session a refresh token belongs to, or why there is none.
-pub async fn session_of(state: &AppState, token: &str) -> AppResult<(refresh_token::Model, session::Model)> {
+pub async fn session_of(state: &AppState, token: &str) -> AppResult<session::Model> {
     if !is_well_formed(token) {
         return Err(AppError::RefreshTokenInvalid);
     }
-    let stored = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash_token(token)))
-        .one(&state.database)
-        .await?
-        .ok_or(AppError::RefreshTokenInvalid)?;
-    let owner = session::Entity::find_by_id(stored.session_id)
-        .one(&state.database)
-        .await?
-        .filter(|owner| owner.revoked_at.is_none())
-        .ok_or(AppError::RefreshTokenInvalid)?;
-    Ok((stored, owner))
+    Ok(read_link(state, &hash_token(token), None).await?.owner)
 }
 
 pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
@@ -53,7 +83,13 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
 }
 
 async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
-    let (stored, owner) = session_of(state, token).await?;
+    if !is_well_formed(token) {
+        return Err(AppError::RefreshTokenInvalid);
+    }
+    let successor = state.refresh_keys.refresh_successor(token);
+    let successor_hash = hash_token(&successor);
+    let link = read_link(state, &hash_token(token), Some(&successor_hash)).await?;
+    let owner = link.owner;
     let at = now();
     if sessions::is_expired(state, &owner, at) {
         revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Expired).await?;
@@ -63,60 +99,20 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let user = users::view(state, owner.user_id)
         .await
         .map_err(|_| AppError::RefreshTokenInvalid)?;
-    let successor = state.refresh_keys.refresh_successor(token);
 
-    let rotated_at = match stored.rotated_at {
+    let rotated_at = match link.successor.map(|row| row.created_at).or(link.presented.rotated_at) {
         Some(rotated_at) => rotated_at,
         None => {
             let turn = state.write_turn().await;
-            let transaction = state.database.begin().await?;
-            // One statement swaps the token and checks the session is still live: a revocation that
-            // committed since the session was read wins, and an ended session never gets a successor.
-            let live_session = Query::select()
-                .expr(Expr::value(1))
-                .from(session::Entity)
-                .and_where(session::Column::Id.eq(owner.id))
-                .and_where(session::Column::RevokedAt.is_null())
-                .to_owned();
-            let swapped = refresh_token::Entity::update_many()
-                .col_expr(refresh_token::Column::RotatedAt, Expr::value(at))
-                .filter(refresh_token::Column::Id.eq(stored.id))
-                .filter(refresh_token::Column::RotatedAt.is_null())
-                .filter(Expr::exists(live_session))
-                .exec(&transaction)
-                .await?;
-            if swapped.rows_affected == 1 {
-                insert_refresh_token(&transaction, owner.id, &successor, at).await?;
-                // The idle limit is long: a precision of a tenth of it (a minute at most) spares most
-                // refreshes a write.
-                let precision = (seconds(state.settings.session_idle_ttl) / 10).min(chrono::Duration::minutes(1));
-                let touched = at - owner.last_used_at >= precision;
-                if touched {
-                    session::Entity::update_many()
-                        .col_expr(session::Column::LastUsedAt, Expr::value(at))
-                        .filter(session::Column::Id.eq(owner.id))
-                        .exec(&transaction)
-                        .await?;
-                }
-                transaction.commit().await?;
+            if swap(state, &link.presented, &successor_hash, at).await? {
+                let owner = touch(state, owner, at).await?;
                 drop(turn);
-                let owner = if touched {
-                    session::Model {
-                        last_used_at: at,
-                        ..owner
-                    }
-                } else {
-                    owner
-                };
                 return sessions::token_pair(state, user, &owner, successor, at);
             }
-            transaction.rollback().await?;
             drop(turn);
-            // A parallel refresh with the same token won the swap: answer as it did.
-            refresh_token::Entity::find_by_id(stored.id)
-                .one(&state.database)
+            // A parallel refresh with the same token won the swap (answer as it did), or the session ended.
+            rotation_time(state, &link.presented)
                 .await?
-                .and_then(|current| current.rotated_at)
                 .ok_or(AppError::RefreshTokenInvalid)?
         }
     };
@@ -136,4 +132,93 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     )
     .await?;
     Err(AppError::RefreshTokenReused)
+}
+
+/// The compare-and-swap: inserts the successor's row while the session is live and `presented` is its newest
+/// token. The unique token hash settles a race between two presentations of one token; the newest-token
+/// condition keeps the chain a line even if the successor key has changed since `presented` was rotated.
+async fn swap(
+    state: &AppState,
+    presented: &refresh_token::Model,
+    successor_hash: &str,
+    at: DateTime<Utc>,
+) -> AppResult<bool> {
+    let live_session = Query::select()
+        .expr(Expr::value(1))
+        .from(session::Entity)
+        .and_where(session::Column::Id.eq(presented.session_id))
+        .and_where(session::Column::RevokedAt.is_null())
+        .to_owned();
+    let newer_token = Query::select()
+        .expr(Expr::value(1))
+        .from(refresh_token::Entity)
+        .and_where(refresh_token::Column::SessionId.eq(presented.session_id))
+        .and_where(refresh_token::Column::CreatedAt.gte(presented.created_at))
+        .and_where(refresh_token::Column::Id.ne(presented.id))
+        .to_owned();
+    let row = Query::select()
+        .exprs([
+            Expr::value(Uuid::now_v7()),
+            Expr::value(presented.session_id),
+            Expr::value(successor_hash.to_owned()),
+            Expr::value(at),
+        ])
+        .and_where(Expr::exists(live_session))
+        .and_where(Expr::exists(newer_token).not())
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(refresh_token::Entity)
+        .columns([
+            refresh_token::Column::Id,
+            refresh_token::Column::SessionId,
+            refresh_token::Column::TokenHash,
+            refresh_token::Column::CreatedAt,
+        ])
+        .select_from(row)
+        .map_err(|error| AppError::Internal(format!("refresh swap statement: {error}")))?
+        .on_conflict(
+            OnConflict::column(refresh_token::Column::TokenHash)
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_col(refresh_token::Column::Id)
+        .to_owned();
+    Ok(state.database.query_one(&insert).await?.is_some())
+}
+
+/// Records the session's last use when it has moved by more than the precision kept. The idle limit is long:
+/// a tenth of it (a minute at most) spares most refreshes this write. It is not in one transaction with the
+/// swap: at worst a crash between the two leaves the last use a little early.
+async fn touch(state: &AppState, owner: session::Model, at: DateTime<Utc>) -> AppResult<session::Model> {
+    let precision = (seconds(state.settings.session_idle_ttl) / 10).min(chrono::Duration::minutes(1));
+    if at - owner.last_used_at < precision {
+        return Ok(owner);
+    }
+    session::Entity::update_many()
+        .col_expr(session::Column::LastUsedAt, Expr::value(at))
+        .filter(session::Column::Id.eq(owner.id))
+        .filter(session::Column::LastUsedAt.lt(at))
+        .exec(&state.database)
+        .await?;
+    state.bus.session_lists().forget(&owner.user_id);
+    Ok(session::Model {
+        last_used_at: at,
+        ..owner
+    })
+}
+
+/// When `presented` was rotated: the creation of the next token of its live session. `None` when it has not
+/// been, or its session has ended.
+async fn rotation_time(state: &AppState, presented: &refresh_token::Model) -> AppResult<Option<DateTime<Utc>>> {
+    let next = refresh_token::Entity::find()
+        .inner_join(session::Entity)
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(refresh_token::Column::SessionId.eq(presented.session_id))
+        .filter(refresh_token::Column::CreatedAt.gte(presented.created_at))
+        .filter(refresh_token::Column::Id.ne(presented.id))
+        .order_by_asc(refresh_token::Column::CreatedAt)
+        .limit(1)
+        .one(&state.database)
+        .await?;
+    Ok(next.map(|row| row.created_at))
 }

@@ -10,7 +10,7 @@ use super::{AppState, ClientInfo, now, seconds, users::UserView};
 use crate::{
     email::Mail,
     error::AppResult,
-    realtime::{bus::BusMessage, events::SessionCreated, presence},
+    realtime::{bus::BusMessage, events::SessionCreated, presence, session_lists::Lookup},
     tokens::{hash_token, new_opaque_token},
 };
 
@@ -182,12 +182,22 @@ pub fn token_pair(
 /// The caller's live sessions, newest first.
 pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<SessionSummary>> {
     let at = now();
-    let models = session::Entity::find()
-        .filter(session::Column::UserId.eq(user))
-        .filter(session::Column::RevokedAt.is_null())
-        .order_by_desc(session::Column::CreatedAt)
-        .all(&state.database)
-        .await?;
+    let lists = state.bus.session_lists();
+    let models = match lists.lookup(user) {
+        Lookup::Fresh(models) => models,
+        Lookup::Missing(generation) => {
+            let models = std::sync::Arc::new(
+                session::Entity::find()
+                    .filter(session::Column::UserId.eq(user))
+                    .filter(session::Column::RevokedAt.is_null())
+                    .order_by_desc(session::Column::CreatedAt)
+                    .all(&state.database)
+                    .await?,
+            );
+            lists.store(user, generation, models.clone());
+            models
+        }
+    };
     let live: Vec<&session::Model> = models.iter().filter(|model| !is_expired(state, model, at)).collect();
     let ids: Vec<Uuid> = live.iter().map(|model| model.id).collect();
     // With SQLite there is one node and local presence is the whole truth.

@@ -266,3 +266,69 @@ async fn back_off_holds_across_nodes() {
     assert_problem(node_a.login(&email, PASSWORD).await, 429, "account_locked").await;
     assert_problem(node_b.login(&email, PASSWORD).await, 429, "account_locked").await;
 }
+
+/// The ids node `node` lists, polled until `wanted` holds or `within` passes.
+async fn listed_until(
+    node: &TestApp,
+    access: &str,
+    within: Duration,
+    wanted: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let listed: Value = node
+            .get_authed("/api/auth/sessions", access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<String> = listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|session| session["id"].as_str().unwrap().to_owned())
+            .collect();
+        if wanted(&ids) || Instant::now() >= deadline {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_list_on_one_node_shows_sign_ins_and_revocations_on_the_other_before_its_copy_ages() {
+    let (node_a, node_b) = two_nodes().await;
+    let (email, laptop) = node_a.user_with_session().await;
+    // Node B now holds a one-second copy of the list; only the bus can make it show node A's changes sooner.
+    assert_eq!(
+        listed_until(&node_b, &laptop.access, Duration::ZERO, |_| true)
+            .await
+            .len(),
+        1
+    );
+
+    let phone = node_a.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    let started = Instant::now();
+    let ids = listed_until(&node_b, &laptop.access, Duration::from_millis(500), |ids| {
+        ids.len() == 2
+    })
+    .await;
+    assert_eq!(
+        ids,
+        [phone.session.as_str(), laptop.session.as_str()],
+        "after {:?}",
+        started.elapsed()
+    );
+
+    let response = node_a
+        .delete_authed(&format!("/api/auth/sessions/{}", phone.session), &laptop.access, None)
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    let ids = listed_until(&node_b, &laptop.access, Duration::from_millis(500), |ids| {
+        ids.len() == 1
+    })
+    .await;
+    assert_eq!(ids, [laptop.session.as_str()], "after {:?}", started.elapsed());
+}

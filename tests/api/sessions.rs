@@ -2,8 +2,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    app::{FIREFOX, PASSWORD, SAFARI_IPHONE, assert_problem},
-    spawn_app,
+    TestApp,
+    app::{FIREFOX, PASSWORD, SAFARI_IPHONE, Tokens, assert_problem},
+    spawn_app, spawn_app_with,
 };
 
 #[actix_web::test]
@@ -199,4 +200,83 @@ async fn a_restarted_node_still_refuses_tokens_of_sessions_ended_before() {
         "session_revoked",
     )
     .await;
+}
+
+async fn listed_ids(app: &TestApp, access: &str) -> Vec<String> {
+    let listed: Value = app.get_authed("/api/auth/sessions", access).await.json().await.unwrap();
+    listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|session| session["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_list_read_a_moment_ago_shows_every_change_at_once() {
+    let app = spawn_app().await;
+    let (email, laptop) = app.user_with_session().await;
+    assert_eq!(listed_ids(&app, &laptop.access).await, [laptop.session.as_str()]);
+
+    // The node keeps each list for a second; every change inside that second must show in the next read.
+    let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    assert_eq!(
+        listed_ids(&app, &laptop.access).await,
+        [phone.session.as_str(), laptop.session.as_str()]
+    );
+    let response = app
+        .delete_authed(&format!("/api/auth/sessions/{}", phone.session), &laptop.access, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(listed_ids(&app, &laptop.access).await, [laptop.session.as_str()]);
+
+    let tablet = app.login_as(&email, PASSWORD, FIREFOX).await;
+    assert_eq!(listed_ids(&app, &laptop.access).await.len(), 2);
+    let response = app
+        .post_authed(
+            "/api/auth/logout-all",
+            &laptop.access,
+            Some(&json!({"keep_current": true})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(listed_ids(&app, &laptop.access).await, [laptop.session.as_str()]);
+    assert_problem(
+        app.get_authed("/api/auth/sessions", &tablet.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_refresh_that_records_the_last_use_shows_in_the_list_at_once() {
+    // An idle limit of 3 s records the last use at a precision of 0.3 s.
+    let app = spawn_app_with(&[("SESSION_IDLE_TTL", "3")]).await;
+    let (_, first) = app.user_with_session().await;
+    let last_used = |listed: Value| listed["sessions"][0]["last_used_at"].as_str().unwrap().to_owned();
+    let before = last_used(
+        app.get_authed("/api/auth/sessions", &first.access)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = Tokens::from_body(app.refresh(&first.refresh).await.json().await.unwrap());
+    let after = last_used(
+        app.get_authed("/api/auth/sessions", &second.access)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let (before, after) = (
+        chrono::DateTime::parse_from_rfc3339(&before).unwrap(),
+        chrono::DateTime::parse_from_rfc3339(&after).unwrap(),
+    );
+    assert!(
+        after - before >= chrono::Duration::milliseconds(400),
+        "{before} -> {after}"
+    );
 }
