@@ -2,10 +2,12 @@
 //! costs no query while nothing changes. Every change a node learns of drops the user's copy at once: its
 //! own sign-ins, revocations and refreshes, and the other nodes' sign-ins and revocations through the bus.
 //! What the bus does not carry (another node's refresh moving `last_used_at`) shows within `LIST_LIFE`.
-//! Expiry and `online` are worked out on every read, not copied.
+//! Expiry and local `online` are worked out on every read. Which sessions have a socket on another node
+//! (PostgreSQL only) is copied apart, for `PRESENCE_LIFE`: it changes without any event here, and a session
+//! seen from another node's heartbeat is already that node's last word.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -18,6 +20,7 @@ use uuid::Uuid;
 
 const LIST_LIFE: Duration = Duration::from_secs(1);
 const LIST_LIMIT: usize = 100_000;
+const PRESENCE_LIFE: Duration = Duration::from_millis(250);
 
 struct Entry {
     /// Changes with every drop; a read stores its rows only if the entry kept the number it saw before the
@@ -30,6 +33,8 @@ struct Entry {
 pub struct SessionLists {
     entries: RwLock<HashMap<Uuid, Entry>>,
     generations: AtomicU64,
+    /// Per user: the sessions with a socket on another node.
+    presence: RwLock<HashMap<Uuid, (Arc<HashSet<Uuid>>, Instant)>>,
 }
 
 /// Either the copy, or the ticket to store a fresh one.
@@ -86,6 +91,22 @@ impl SessionLists {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();
+    }
+
+    pub fn online_elsewhere(&self, user: Uuid) -> Option<Arc<HashSet<Uuid>>> {
+        let presence = self.presence.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        presence
+            .get(&user)
+            .filter(|(_, stored)| stored.elapsed() < PRESENCE_LIFE)
+            .map(|(sessions, _)| sessions.clone())
+    }
+
+    pub fn store_online_elsewhere(&self, user: Uuid, sessions: Arc<HashSet<Uuid>>) {
+        let mut presence = self.presence.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if presence.len() >= LIST_LIMIT {
+            presence.retain(|_, (_, stored)| stored.elapsed() < PRESENCE_LIFE);
+        }
+        presence.insert(user, (sessions, Instant::now()));
     }
 
     /// Numbers are never reused, so an entry dropped and made again cannot match an older read.

@@ -31,13 +31,13 @@ pub async fn check(
     code: &str,
 ) -> AppResult<otp_entity::Model> {
     let key = ThrottleKey::code(purpose, email);
-    throttle::ensure_unlocked(state, &key).await?;
+    let standing = throttle::ensure_unlocked(state, &key).await?;
     let outcome = match user {
         Some(user) => otp::consume(state, user, purpose, challenge, code).await,
         None => Err(AppError::OtpInvalid),
     };
     match &outcome {
-        Ok(_) => throttle::record_success(state, &key).await?,
+        Ok(_) => standing.record_success(state, &key).await?,
         Err(AppError::OtpInvalid | AppError::OtpAttemptsExceeded) => {
             throttle::record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?
         }

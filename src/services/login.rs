@@ -63,7 +63,7 @@ async fn attempt(
     client: &ClientInfo,
 ) -> AppResult<LoginOutcome> {
     // A locked address is answered before any work: such attempts neither count nor stretch the lock.
-    throttle::ensure_unlocked(state, key).await?;
+    let standing = throttle::ensure_unlocked(state, key).await?;
     let user = match check_password(state, email, password).await {
         Ok(user) => user,
         Err(AppError::InvalidCredentials) => {
@@ -72,7 +72,7 @@ async fn attempt(
         }
         Err(other) => return Err(other),
     };
-    throttle::record_success(state, key).await?;
+    standing.record_success(state, key).await?;
     if user.email_verified_at.is_none() {
         return Err(AppError::EmailNotVerified);
     }
@@ -85,7 +85,7 @@ async fn attempt(
 /// Checks the current password of a signed-in user; a wrong one counts as a failed login of the account.
 pub async fn confirm_password(state: &AppState, account: &user::Model, password: &str) -> AppResult<()> {
     let key = ThrottleKey::login(&account.email);
-    throttle::ensure_unlocked(state, &key).await?;
+    let standing = throttle::ensure_unlocked(state, &key).await?;
     let matches = match Password::for_login(password) {
         Some(password) => state.passwords.verify(&account.password_hash, &password).await?.matches,
         None => {
@@ -94,7 +94,7 @@ pub async fn confirm_password(state: &AppState, account: &user::Model, password:
         }
     };
     if matches {
-        throttle::record_success(state, &key).await
+        standing.record_success(state, &key).await
     } else {
         throttle::record_failure(state, &key, state.settings.login_lockout_threshold).await?;
         Err(AppError::InvalidPassword)

@@ -202,7 +202,14 @@ pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<
     let ids: Vec<Uuid> = live.iter().map(|model| model.id).collect();
     // With SQLite there is one node and local presence is the whole truth.
     let elsewhere = if state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
-        presence::online_elsewhere(&state.database, &ids, at).await?
+        match lists.online_elsewhere(user) {
+            Some(sessions) => sessions,
+            None => {
+                let sessions = std::sync::Arc::new(presence::online_elsewhere(&state.database, &ids, at).await?);
+                lists.store_online_elsewhere(user, sessions.clone());
+                sessions
+            }
+        }
     } else {
         Default::default()
     };

@@ -56,18 +56,37 @@ fn normalise(email: &str) -> String {
 }
 
 /// `account_locked` while the address is locked, with the seconds left.
-pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<()> {
+pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<Standing> {
     let Some(row) = address_throttle::Entity::find_by_id(key.0.clone())
         .one(&state.database)
         .await?
     else {
-        return Ok(());
+        return Ok(Standing { failures: false });
     };
     match row.locked_until_ms {
         Some(until) if until > now_ms() => Err(AppError::AccountLocked {
             retry_after_seconds: u64::try_from((until - now_ms() + 999) / 1000).unwrap_or(1),
         }),
-        _ => Ok(()),
+        _ => Ok(Standing {
+            failures: row.failures > 0,
+        }),
+    }
+}
+
+/// What `ensure_unlocked` saw of an address that was not locked.
+#[must_use]
+pub struct Standing {
+    failures: bool,
+}
+
+impl Standing {
+    /// Clears the address's failures after a success. An address that had none is left alone, so most
+    /// successes write nothing (on SQLite every write waits for the one writer).
+    pub async fn record_success(self, state: &AppState, key: &ThrottleKey) -> AppResult<()> {
+        if self.failures {
+            record_success(state, key).await?;
+        }
+        Ok(())
     }
 }
 
