@@ -22,11 +22,14 @@ const LIST_LIFE: Duration = Duration::from_secs(1);
 const LIST_LIMIT: usize = 100_000;
 const PRESENCE_LIFE: Duration = Duration::from_millis(250);
 
+/// A shared copy and when it was made.
+type Copied<T> = (Arc<T>, Instant);
+
 struct Entry {
     /// Changes with every drop; a read stores its rows only if the entry kept the number it saw before the
     /// query, so rows read before a change never outlive it.
     generation: u64,
-    rows: Option<(Arc<Vec<session::Model>>, Instant)>,
+    rows: Option<Copied<Vec<session::Model>>>,
 }
 
 #[derive(Default)]
@@ -34,7 +37,7 @@ pub struct SessionLists {
     entries: RwLock<HashMap<Uuid, Entry>>,
     generations: AtomicU64,
     /// Per user: the sessions with a socket on another node.
-    presence: RwLock<HashMap<Uuid, (Arc<HashSet<Uuid>>, Instant)>>,
+    presence: RwLock<HashMap<Uuid, Copied<HashSet<Uuid>>>>,
 }
 
 /// Either the copy, or the ticket to store a fresh one.
