@@ -407,6 +407,28 @@ fn percentile(sorted: &[u32], fraction: f64) -> f64 {
     f64::from(sorted[index]) / 1000.0
 }
 
+/// `GET /api/users/me` on the `me` devices and refresh chains on the `refresh` devices at once, for `window`.
+fn me_and_refresh(base: &str, me: &[Device], refresh: &[Device], window: Duration) -> (Tally, Tally, Duration) {
+    let me_jobs = me
+        .iter()
+        .map(|device| Job::Get {
+            path: "/api/users/me",
+            token: Some(device.access.clone()),
+        })
+        .collect();
+    let refresh_jobs = refresh
+        .iter()
+        .map(|device| Job::Refresh {
+            token: device.refresh.clone(),
+        })
+        .collect();
+    let me_base = base.to_owned();
+    let me_thread = std::thread::spawn(move || drive(&me_base, me_jobs, window, 1));
+    let (refresh_tally, elapsed) = drive(base, refresh_jobs, window, 1);
+    let (me_tally, _) = me_thread.join().unwrap();
+    (me_tally, refresh_tally, elapsed)
+}
+
 fn row(scenario: &str, backend: &str, connections: usize, mut tally: Tally, elapsed: Duration, note: String) -> Row {
     tally.latencies.sort_unstable();
     let requests = tally.latencies.len() as u64;
@@ -811,31 +833,37 @@ fn main() {
                 "isolation" => {
                     let (_, email) = fixtures.user().await;
                     let (user, _) = fixtures.user().await;
-                    let devices = fixtures.devices(user, 16).await;
+                    let devices = fixtures.devices(user, 24).await;
+                    let window = duration
+                        .saturating_sub(Duration::from_millis(400))
+                        .max(Duration::from_millis(200));
+                    // The same load without the flood first: what the flood itself adds shows beside it.
+                    let (me_tally, refresh_tally, elapsed) =
+                        me_and_refresh(&node.base, &devices[..8], &devices[8..16], window);
+                    let note = "the same load without the flood, for comparison".to_owned();
+                    rows.push(row(
+                        "isolation: me, no flood",
+                        &backend,
+                        8,
+                        me_tally,
+                        elapsed,
+                        note.clone(),
+                    ));
+                    rows.push(row(
+                        "isolation: refresh, no flood",
+                        &backend,
+                        8,
+                        refresh_tally,
+                        elapsed,
+                        note,
+                    ));
+
                     let flood = vec![Job::Login { email }; if options.smoke { 20 } else { 200 }];
                     let base = node.base.clone();
                     let flood_thread = std::thread::spawn(move || drive(&base, flood, duration, 1));
                     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-                    let me_jobs = devices[..8]
-                        .iter()
-                        .map(|device| Job::Get {
-                            path: "/api/users/me",
-                            token: Some(device.access.clone()),
-                        })
-                        .collect();
-                    let refresh_jobs = devices[8..]
-                        .iter()
-                        .map(|device| Job::Refresh {
-                            token: device.refresh.clone(),
-                        })
-                        .collect();
-                    let window = duration
-                        .saturating_sub(Duration::from_millis(400))
-                        .max(Duration::from_millis(200));
-                    let base = node.base.clone();
-                    let me_thread = std::thread::spawn(move || drive(&base, me_jobs, window, 1));
-                    let (refresh_tally, refresh_elapsed) = drive(&node.base, refresh_jobs, window, 1);
-                    let (me_tally, me_elapsed) = me_thread.join().unwrap();
+                    let (me_tally, refresh_tally, elapsed) =
+                        me_and_refresh(&node.base, &devices[..8], &devices[16..], window);
                     let (flood_tally, flood_elapsed) = flood_thread.join().unwrap();
                     let (_, peak) = node.memory();
                     let logins = flood_tally.latencies.len() as f64 / flood_elapsed.as_secs_f64();
@@ -844,15 +872,8 @@ fn main() {
                         if options.smoke { 20 } else { 200 },
                         peak / 1024
                     );
-                    rows.push(row("isolation: me", &backend, 8, me_tally, me_elapsed, note.clone()));
-                    rows.push(row(
-                        "isolation: refresh",
-                        &backend,
-                        8,
-                        refresh_tally,
-                        refresh_elapsed,
-                        note,
-                    ));
+                    rows.push(row("isolation: me", &backend, 8, me_tally, elapsed, note.clone()));
+                    rows.push(row("isolation: refresh", &backend, 8, refresh_tally, elapsed, note));
                 }
                 "fanout" => {
                     let trials = if options.smoke { 2 } else { 20 };
