@@ -2,7 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, Func},
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -80,15 +84,19 @@ pub async fn live(state: &AppState, id: Uuid) -> AppResult<session::Model> {
 pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
     let created_at = now();
     let device = device_label(&client.user_agent);
-    let known_devices = session::Entity::find()
+    // One query counts the user's sessions, and those on a device of this label.
+    let (any_sessions, known_devices): (i64, i64) = session::Entity::find()
+        .select_only()
+        .expr(Func::count(Expr::col(session::Column::Id)))
+        .expr(Func::count(Expr::case(
+            session::Column::Device.eq(device.clone()),
+            Expr::val(1),
+        )))
         .filter(session::Column::UserId.eq(user.id))
-        .filter(session::Column::Device.eq(device.clone()))
-        .count(&state.database)
-        .await?;
-    let any_sessions = session::Entity::find()
-        .filter(session::Column::UserId.eq(user.id))
-        .count(&state.database)
-        .await?;
+        .into_tuple()
+        .one(&state.database)
+        .await?
+        .unwrap_or_default();
     let model = session::Model {
         id: Uuid::now_v7(),
         user_id: user.id,
