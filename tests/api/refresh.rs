@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     app::{PASSWORD, Tokens, assert_problem},
-    spawn_app, spawn_app_with,
+    spawn_app, spawn_app_with, spawn_node_of,
 };
 
 #[actix_web::test]
@@ -164,4 +164,33 @@ async fn a_session_past_its_absolute_life_expires_and_its_tokens_never_outlive_i
     assert!(tokens.body["refresh_expires_in"].as_i64().unwrap() <= 2);
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_problem(app.refresh(&tokens.refresh).await, 401, "session_expired").await;
+}
+
+#[actix_web::test]
+async fn after_a_secret_change_the_newest_token_goes_on_and_an_older_one_is_still_a_reuse() {
+    let before = spawn_app_with(&[("REFRESH_GRACE", "1")]).await;
+    let (_, first) = before.user_with_session().await;
+    let second = Tokens::from_body(before.refresh(&first.refresh).await.json().await.unwrap());
+    // The successor key comes from JWT_ACCESS_SECRET: after a change, every token's successor is another.
+    let after = spawn_node_of(
+        &before,
+        &[
+            ("REFRESH_GRACE", "1"),
+            ("JWT_ACCESS_SECRET", "another-jwt-secret-that-is-at-least-32-bytes-long"),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let response = after.refresh(&second.refresh).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the newest token of the chain keeps working"
+    );
+    let third = Tokens::from_body(response.json().await.unwrap());
+    assert_eq!(third.session, first.session);
+    // The first token's successor under the new key was never issued; the chain must not fork from it.
+    assert_problem(after.refresh(&first.refresh).await, 401, "refresh_token_reused").await;
+    assert_problem(after.refresh(&third.refresh).await, 401, "refresh_token_invalid").await;
 }
