@@ -114,11 +114,7 @@ impl EventBus {
             other => vec![other],
         };
         for message in messages {
-            let payload = serde_json::to_string(&Envelope {
-                origin: self.node,
-                message,
-            })
-            .map_err(|error| DbErr::Custom(error.to_string()))?;
+            let payload = self.payload(&message)?;
             transaction
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
@@ -128,6 +124,15 @@ impl EventBus {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The text other nodes receive for `message` (one notification; callers split long revocations).
+    pub fn payload(&self, message: &BusMessage) -> Result<String, DbErr> {
+        serde_json::to_string(&Envelope {
+            origin: self.node,
+            message: message.clone(),
+        })
+        .map_err(|error| DbErr::Custom(error.to_string()))
     }
 
     /// On PostgreSQL, listens for the other nodes' messages for as long as the process lives.

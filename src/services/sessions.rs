@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
     sea_query::{Expr, Func},
 };
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,12 @@ use super::{AppState, ClientInfo, now, seconds, users::UserView};
 use crate::{
     email::Mail,
     error::AppResult,
-    realtime::{bus::BusMessage, events::SessionCreated, presence, session_lists::Lookup},
+    realtime::{
+        bus::{BusMessage, CHANNEL},
+        events::SessionCreated,
+        presence,
+        session_lists::Lookup,
+    },
     tokens::{hash_token, new_opaque_token},
 };
 
@@ -110,44 +116,92 @@ pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) 
         revoked_reason: None,
     };
     let refresh_token = new_opaque_token();
-    let turn = state.write_turn().await;
-    let transaction = state.database.begin().await?;
-    session::Entity::insert(session::ActiveModel {
-        id: Set(model.id),
-        user_id: Set(model.user_id),
-        ip: Set(model.ip.clone()),
-        user_agent: Set(model.user_agent.clone()),
-        device: Set(model.device.clone()),
-        created_at: Set(model.created_at),
-        last_used_at: Set(model.last_used_at),
-        expires_at: Set(model.expires_at),
-        revoked_at: Set(None),
-        revoked_reason: Set(None),
-    })
-    .exec(&transaction)
-    .await?;
-    insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
-    if any_sessions > 0 && known_devices == 0 {
-        let mail = Mail::NewSignIn {
-            device: model.device.clone(),
-            ip: model.ip.clone(),
-            at: created_at,
-        };
-        state.mailer.queue(&transaction, &user.email, &mail).await?;
-    }
     let announcement = SessionCreated {
         user: user.id,
         session: SessionSummary::new(&model, false, false),
     };
-    state
-        .bus
-        .notify_in_transaction(&transaction, BusMessage::Created(announcement.clone()))
+    let new_device = any_sessions > 0 && known_devices == 0;
+    if !new_device && state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
+        insert_at_once(state, &model, &refresh_token, &announcement).await?;
+    } else {
+        let turn = state.write_turn().await;
+        let transaction = state.database.begin().await?;
+        session::Entity::insert(session::ActiveModel {
+            id: Set(model.id),
+            user_id: Set(model.user_id),
+            ip: Set(model.ip.clone()),
+            user_agent: Set(model.user_agent.clone()),
+            device: Set(model.device.clone()),
+            created_at: Set(model.created_at),
+            last_used_at: Set(model.last_used_at),
+            expires_at: Set(model.expires_at),
+            revoked_at: Set(None),
+            revoked_reason: Set(None),
+        })
+        .exec(&transaction)
         .await?;
-    transaction.commit().await?;
-    drop(turn);
+        insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
+        if new_device {
+            let mail = Mail::NewSignIn {
+                device: model.device.clone(),
+                ip: model.ip.clone(),
+                at: created_at,
+            };
+            state.mailer.queue(&transaction, &user.email, &mail).await?;
+        }
+        state
+            .bus
+            .notify_in_transaction(&transaction, BusMessage::Created(announcement.clone()))
+            .await?;
+        transaction.commit().await?;
+        drop(turn);
+    }
     state.mailer.wake();
     state.bus.session_created(announcement);
     token_pair(state, UserView::from(user), &model, refresh_token, created_at)
+}
+
+/// On PostgreSQL one statement records a sign-in that queues no mail: the session, its first refresh token
+/// and the notification to the other nodes (delivered on commit, as from a transaction). A statement is
+/// atomic on its own, and a round trip is most of what a sign-in costs the database.
+async fn insert_at_once(
+    state: &AppState,
+    model: &session::Model,
+    refresh_token: &str,
+    announcement: &SessionCreated,
+) -> Result<(), sea_orm::DbErr> {
+    const SIGN_IN: &str = "WITH new_session AS (
+            INSERT INTO sessions (id, user_id, ip, user_agent, device, created_at, last_used_at, expires_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+            RETURNING id
+        ), new_token AS (
+            INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
+            SELECT $8, id, $9, $6 FROM new_session
+            RETURNING id
+        )
+        SELECT pg_notify($10, $11) FROM new_token";
+    let payload = state.bus.payload(&BusMessage::Created(announcement.clone()))?;
+    state
+        .database
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SIGN_IN,
+            [
+                model.id.into(),
+                model.user_id.into(),
+                model.ip.clone().into(),
+                model.user_agent.clone().into(),
+                model.device.clone().into(),
+                model.created_at.into(),
+                model.expires_at.into(),
+                Uuid::now_v7().into(),
+                hash_token(refresh_token).into(),
+                CHANNEL.into(),
+                payload.into(),
+            ],
+        ))
+        .await?;
+    Ok(())
 }
 
 pub async fn insert_refresh_token(
