@@ -7,8 +7,11 @@ use std::sync::{
 };
 
 use argon2::{
-    Algorithm, Argon2, Params, Version,
-    password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{
+        PasswordHasher as _,
+        phc::{Output, PasswordHash},
+    },
 };
 
 use crate::domain::Password;
@@ -151,23 +154,45 @@ fn hash_now(password: &[u8]) -> Result<String, PasswordError> {
 }
 
 fn verify_now(stored: &str, password: &[u8]) -> Verification {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return Verification {
-            matches: false,
-            needs_rehash: false,
-        };
-    };
-    let Ok(argon2) = hasher() else {
-        return Verification {
-            matches: false,
-            needs_rehash: false,
-        };
-    };
-    let matches = argon2.verify_password(password, &parsed).is_ok();
+    let matches = matches_stored(stored, password).unwrap_or(false);
     Verification {
         matches,
         needs_rehash: matches && !stored.starts_with(CURRENT_PREFIX),
     }
+}
+
+thread_local! {
+    /// The working memory of this thread's verifications, kept from one to the next: allocating and zeroing
+    /// 19 MiB per login costs time, and argon2 overwrites every block it reads.
+    static WORKING_MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// argon2 over `password` with the stored hash's algorithm, version, parameters and salt, compared with the
+/// stored output in constant time (as `PasswordVerifier` does, with reused working memory). `None` when the
+/// stored text is not a usable argon2 hash.
+fn matches_stored(stored: &str, password: &[u8]) -> Option<bool> {
+    let parsed = PasswordHash::new(stored).ok()?;
+    let (salt, expected) = (parsed.salt.as_ref()?, parsed.hash.as_ref()?);
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+    let version = match parsed.version {
+        Some(version) => Version::try_from(version).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).ok()?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let computed = buffer.get_mut(..expected.len())?;
+    WORKING_MEMORY
+        .with_borrow_mut(|memory| {
+            if memory.len() < blocks {
+                memory.resize(blocks, Block::new());
+            }
+            argon2.hash_password_into_with_memory(password, salt.as_ref(), computed, &mut memory[..blocks])
+        })
+        .ok()?;
+    // `Output` compares in constant time.
+    Some(Output::new(computed).ok()? == *expected)
 }
 
 #[cfg(test)]
@@ -212,5 +237,29 @@ mod tests {
                 needs_rehash: true
             }
         );
+    }
+
+    #[test]
+    fn the_reused_working_memory_verifies_every_variant_and_size() {
+        let password = b"correct horse battery staple";
+        // The current parameters first, so the later, smaller hashes run in memory a larger one left behind.
+        let current = hash_now(password).unwrap();
+        assert!(verify_now(&current, password).matches);
+        for algorithm in [Algorithm::Argon2d, Algorithm::Argon2i, Algorithm::Argon2id] {
+            for version in [Version::V0x10, Version::V0x13] {
+                for memory in [4096, 8192] {
+                    let params = Params::new(memory, 1, 1, Some(24)).unwrap();
+                    let hash = Argon2::new(algorithm, version, params)
+                        .hash_password(password)
+                        .unwrap()
+                        .to_string();
+                    assert!(verify_now(&hash, password).matches, "{hash}");
+                    assert!(!verify_now(&hash, b"correct horse battery stapler").matches, "{hash}");
+                }
+            }
+        }
+        assert!(verify_now(&current, password).matches);
+        assert!(!verify_now("$argon2id$v=19$m=19456,t=2,p=1$bm90IGEgaGFzaA", password).matches);
+        assert!(!verify_now("not a hash", password).matches);
     }
 }
