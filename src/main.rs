@@ -18,7 +18,6 @@ enum Command {
 }
 
 fn main() {
-    map_large_allocations_apart();
     let cli = Cli::parse();
     telemetry::init();
     let settings = match Settings::from_environment() {
@@ -49,20 +48,5 @@ fn main() {
     if let Err(error) = outcome {
         eprintln!("authd: {error}");
         std::process::exit(1);
-    }
-}
-
-/// Every connection holds an 8 KiB read and an 8 KiB write buffer (actix-http's fixed sizes) that stay mostly
-/// empty on a WebSocket. On the heap, glibc's chunk headers at both ends of each buffer make its pages
-/// resident; a buffer mapped on its own takes memory only for the pages written. A fixed threshold also
-/// stops glibc from raising it after the first argon2 hash, which kept each 19 MiB block in its arena.
-fn map_large_allocations_apart() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const MAPPED_FROM_BYTES: libc::c_int = 8 * 1024;
-        // SAFETY: called first in main, before any thread exists; mallopt only sets an allocator parameter.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MAPPED_FROM_BYTES);
-        }
     }
 }
