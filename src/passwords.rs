@@ -57,7 +57,8 @@ fn yield_to_requests() {
 }
 
 /// Hashes run on a fixed set of threads of their own: their number bounds both the CPU and the memory
-/// argon2 takes (19 MiB each), and the allocator keeps no more than one buffer per thread around.
+/// argon2 takes: each thread keeps 19 MiB for verifications, and a new hash (registration, password change)
+/// takes another 19 MiB while it runs.
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: std::sync::mpsc::Sender<Job>,

@@ -11,10 +11,13 @@ pub struct Model {
     /// Hex SHA-256 of the token.
     #[sea_orm(unique)]
     pub token_hash: String,
+    /// For a successor, the moment its parent was rotated.
     pub created_at: DateTimeUtc,
-    /// Set by the rotation of earlier versions. A token is now rotated when its successor's row exists:
-    /// the successor's `created_at` is the moment of rotation.
+    /// Set by the rotation of earlier versions. A token is now rotated when a row names it as its parent.
     pub rotated_at: Option<DateTimeUtc>,
+    /// The token this one replaced (unique: a token has one successor at most); none for a chain's first.
+    #[sea_orm(unique)]
+    pub parent_id: Option<Uuid>,
 }
 
 impl std::fmt::Debug for Model {
@@ -24,6 +27,7 @@ impl std::fmt::Debug for Model {
             .field("id", &self.id)
             .field("session_id", &self.session_id)
             .field("rotated_at", &self.rotated_at)
+            .field("parent_id", &self.parent_id)
             .finish_non_exhaustive()
     }
 }

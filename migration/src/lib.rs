@@ -5,7 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_create_accounts;
 mod m20261127_000002_create_session_presence;
 mod m20261127_000003_create_abuse_controls;
-mod m20261127_000004_index_refresh_chain;
+mod m20261127_000004_link_refresh_chain;
 
 pub struct Migrator;
 
@@ -16,7 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_accounts::Migration),
             Box::new(m20261127_000002_create_session_presence::Migration),
             Box::new(m20261127_000003_create_abuse_controls::Migration),
-            Box::new(m20261127_000004_index_refresh_chain::Migration),
+            Box::new(m20261127_000004_link_refresh_chain::Migration),
         ]
     }
 }

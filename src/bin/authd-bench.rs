@@ -257,6 +257,7 @@ impl Fixtures {
                     token_hash: Set(hash_token(&refresh)),
                     created_at: Set(now),
                     rotated_at: Set(None),
+                    parent_id: Set(None),
                 });
                 let (access, _) = self.tokens.issue(user, id, expires, now).unwrap();
                 devices.push(Device { access, refresh });

@@ -1,13 +1,13 @@
-//! Refresh token rotation. A token's successor is derived from it, so rotating is one statement: insert the
-//! successor's row, which the unique token hash lets exactly one presentation do. Every presentation inside
-//! the grace window answers the same successor; a presentation after it means the token was copied, and the
-//! session ends.
+//! Refresh token rotation. A token's successor is derived from it, and each row names its parent under a
+//! unique index, so rotating is one statement: insert the successor's row, which exactly one presentation
+//! can do. Every presentation inside the grace window answers the same successor; a presentation after it
+//! means the token was copied, and the session ends.
 
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait, OnConflict, Query},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, OnConflict, Query},
 };
 use uuid::Uuid;
 
@@ -134,9 +134,9 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     Err(AppError::RefreshTokenReused)
 }
 
-/// The compare-and-swap: inserts the successor's row while the session is live and `presented` is its newest
-/// token. The unique token hash settles a race between two presentations of one token; the newest-token
-/// condition keeps the chain a line even if the successor key has changed since `presented` was rotated.
+/// The compare-and-swap: inserts the successor's row, naming `presented` as its parent, while the session is
+/// live. The unique parent (and the unique hash) let one insert win however many presentations race, on any
+/// node and whatever its clock or successor key; a lost race inserts nothing.
 async fn swap(
     state: &AppState,
     presented: &refresh_token::Model,
@@ -149,22 +149,15 @@ async fn swap(
         .and_where(session::Column::Id.eq(presented.session_id))
         .and_where(session::Column::RevokedAt.is_null())
         .to_owned();
-    let newer_token = Query::select()
-        .expr(Expr::value(1))
-        .from(refresh_token::Entity)
-        .and_where(refresh_token::Column::SessionId.eq(presented.session_id))
-        .and_where(refresh_token::Column::CreatedAt.gte(presented.created_at))
-        .and_where(refresh_token::Column::Id.ne(presented.id))
-        .to_owned();
     let row = Query::select()
         .exprs([
             Expr::value(Uuid::now_v7()),
             Expr::value(presented.session_id),
             Expr::value(successor_hash.to_owned()),
             Expr::value(at),
+            Expr::value(presented.id),
         ])
         .and_where(Expr::exists(live_session))
-        .and_where(Expr::exists(newer_token).not())
         .to_owned();
     let insert = Query::insert()
         .into_table(refresh_token::Entity)
@@ -173,14 +166,11 @@ async fn swap(
             refresh_token::Column::SessionId,
             refresh_token::Column::TokenHash,
             refresh_token::Column::CreatedAt,
+            refresh_token::Column::ParentId,
         ])
         .select_from(row)
         .map_err(|error| AppError::Internal(format!("refresh swap statement: {error}")))?
-        .on_conflict(
-            OnConflict::column(refresh_token::Column::TokenHash)
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .returning_col(refresh_token::Column::Id)
         .to_owned();
     Ok(state.database.query_one(&insert).await?.is_some())
@@ -207,18 +197,14 @@ async fn touch(state: &AppState, owner: session::Model, at: DateTime<Utc>) -> Ap
     })
 }
 
-/// When `presented` was rotated: the creation of the next token of its live session. `None` when it has not
-/// been, or its session has ended.
+/// When `presented` was rotated: the creation of the token that names it as parent, in its live session.
+/// `None` when it has not been, or its session has ended.
 async fn rotation_time(state: &AppState, presented: &refresh_token::Model) -> AppResult<Option<DateTime<Utc>>> {
-    let next = refresh_token::Entity::find()
+    let child = refresh_token::Entity::find()
         .inner_join(session::Entity)
         .filter(session::Column::RevokedAt.is_null())
-        .filter(refresh_token::Column::SessionId.eq(presented.session_id))
-        .filter(refresh_token::Column::CreatedAt.gte(presented.created_at))
-        .filter(refresh_token::Column::Id.ne(presented.id))
-        .order_by_asc(refresh_token::Column::CreatedAt)
-        .limit(1)
+        .filter(refresh_token::Column::ParentId.eq(presented.id))
         .one(&state.database)
         .await?;
-    Ok(next.map(|row| row.created_at))
+    Ok(child.map(|row| row.created_at))
 }

@@ -216,6 +216,7 @@ pub async fn insert_refresh_token(
         token_hash: Set(hash_token(token)),
         created_at: Set(created_at),
         rotated_at: Set(None),
+        parent_id: Set(None),
     })
     .exec(connection)
     .await?;

@@ -194,3 +194,32 @@ async fn after_a_secret_change_the_newest_token_goes_on_and_an_older_one_is_stil
     assert_problem(after.refresh(&first.refresh).await, 401, "refresh_token_reused").await;
     assert_problem(after.refresh(&third.refresh).await, 401, "refresh_token_invalid").await;
 }
+
+#[actix_web::test]
+async fn the_chain_order_does_not_depend_on_the_clocks_of_the_nodes_that_rotated_it() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = spawn_app_with(&[("REFRESH_GRACE", "1")]).await;
+    let (_, first) = app.user_with_session().await;
+    let second = Tokens::from_body(app.refresh(&first.refresh).await.json().await.unwrap());
+    // As if another node whose clock runs an hour behind had made the successor.
+    let database = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    entity::refresh_token::Entity::update_many()
+        .col_expr(
+            entity::refresh_token::Column::CreatedAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::hours(1)),
+        )
+        .filter(entity::refresh_token::Column::ParentId.is_not_null())
+        .exec(&database)
+        .await
+        .unwrap();
+
+    let response = app.refresh(&second.refresh).await;
+    assert_eq!(response.status(), StatusCode::OK, "the newest token is refused");
+    let third = Tokens::from_body(response.json().await.unwrap());
+    assert_eq!(
+        app.get_authed("/api/users/me", &third.access).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_problem(app.refresh(&second.refresh).await, 401, "refresh_token_reused").await;
+}
