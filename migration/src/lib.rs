@@ -6,6 +6,7 @@ mod m20261127_000001_create_accounts;
 mod m20261127_000002_create_session_presence;
 mod m20261127_000003_create_abuse_controls;
 mod m20261127_000004_link_refresh_chain;
+mod m20261127_000005_log_revocations_in_sqlite;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_session_presence::Migration),
             Box::new(m20261127_000003_create_abuse_controls::Migration),
             Box::new(m20261127_000004_link_refresh_chain::Migration),
+            Box::new(m20261127_000005_log_revocations_in_sqlite::Migration),
         ]
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{session, session_revocation};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -48,14 +48,23 @@ pub async fn end_sessions_telling(
     reason: RevocationReason,
     notice: Option<(&str, &Mail)>,
 ) -> AppResult<Vec<Uuid>> {
-    let transaction = state.database.begin().await?;
-    let event = record(&state.bus, &transaction, user, scope, reason, now()).await?;
-    if let Some((address, mail)) = notice
-        && !event.sessions.is_empty()
-    {
-        state.mailer.queue(&transaction, address, mail).await?;
-    }
-    transaction.commit().await?;
+    let event = if notice.is_none() && state.database.get_database_backend() == DbBackend::Sqlite {
+        // One statement, its log rows written by the trigger: it takes its turn like the other hot writes.
+        let turn = state.write_turn().await;
+        let event = end_rows(&state.database, user, scope, reason, now()).await?;
+        drop(turn);
+        event
+    } else {
+        let transaction = state.database.begin().await?;
+        let event = record(&state.bus, &transaction, user, scope, reason, now()).await?;
+        if let Some((address, mail)) = notice
+            && !event.sessions.is_empty()
+        {
+            state.mailer.queue(&transaction, address, mail).await?;
+        }
+        transaction.commit().await?;
+        event
+    };
     state.mailer.wake();
     let ended = event.sessions.clone();
     state.bus.sessions_revoked(event).await;
@@ -78,11 +87,39 @@ pub async fn end_if_over(state: &AppState, id: Uuid) -> AppResult<Option<DateTim
     Ok(Some(super::sessions::ends_at(state, &model)))
 }
 
-/// The database half of a revocation, inside the caller's transaction. The first statement writes, so
-/// SQLite takes its write lock at once instead of failing a read-then-write upgrade.
+/// The database half of a revocation, inside the caller's transaction: the sessions' rows, the revocation
+/// log and, on PostgreSQL, the notification to the other nodes. The first statement writes, so SQLite takes
+/// its write lock at once instead of failing a read-then-write upgrade.
 pub async fn record(
     bus: &EventBus,
     transaction: &DatabaseTransaction,
+    user: Uuid,
+    scope: Scope,
+    reason: RevocationReason,
+    at: DateTime<Utc>,
+) -> Result<SessionsRevoked, DbErr> {
+    let event = end_rows(transaction, user, scope, reason, at).await?;
+    if event.sessions.is_empty() || transaction.get_database_backend() == DbBackend::Sqlite {
+        // On SQLite the log is the trigger's (migration `log_revocations_in_sqlite`), and there is no other node.
+        return Ok(event);
+    }
+    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| session_revocation::ActiveModel {
+        id: NotSet,
+        session_id: Set(*session),
+        user_id: Set(user),
+        reason: Set(reason.as_str().to_owned()),
+        revoked_at: Set(at),
+    }))
+    .exec(transaction)
+    .await?;
+    bus.notify_in_transaction(transaction, BusMessage::Revoked(event.clone()))
+        .await?;
+    Ok(event)
+}
+
+/// Marks the live sessions of `user` in `scope` ended; answers the ids it ended.
+async fn end_rows(
+    connection: &impl ConnectionTrait,
     user: Uuid,
     scope: Scope,
     reason: RevocationReason,
@@ -99,32 +136,17 @@ pub async fn record(
         Scope::AllExcept(keep) => update.filter(session::Column::Id.ne(keep)),
     };
     let sessions: Vec<Uuid> = update
-        .exec_with_returning(transaction)
+        .exec_with_returning(connection)
         .await?
         .into_iter()
         .map(|model| model.id)
         .collect();
-    let event = SessionsRevoked {
+    Ok(SessionsRevoked {
         user,
         sessions,
         reason,
         revoked_at: at,
-    };
-    if event.sessions.is_empty() {
-        return Ok(event);
-    }
-    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| session_revocation::ActiveModel {
-        id: NotSet,
-        session_id: Set(*session),
-        user_id: Set(user),
-        reason: Set(reason.as_str().to_owned()),
-        revoked_at: Set(at),
-    }))
-    .exec(transaction)
-    .await?;
-    bus.notify_in_transaction(transaction, BusMessage::Revoked(event.clone()))
-        .await?;
-    Ok(event)
+    })
 }
 
 /// Revocations recent enough that their sessions' access tokens may still be presented, grouped into
