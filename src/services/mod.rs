@@ -38,8 +38,9 @@ pub struct AppState {
     pub views: ManagerViews,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub user_views: users::ViewCache,
-    /// SQLite has one writer: hot write transactions take turns here instead of colliding in the database,
-    /// where a busy writer sleeps and retries. `None` on PostgreSQL, whose writers do not block each other.
+    /// SQLite has one writer: the hot writes (sign-in, refresh, logout) take turns here instead of colliding in
+    /// the database, where a busy writer sleeps and retries. Take the turn before any pooled connection, never
+    /// while holding one. `None` on PostgreSQL, whose writers do not block each other.
     pub write_turns: Option<tokio::sync::Mutex<()>>,
 }
 
