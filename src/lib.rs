@@ -2,6 +2,7 @@
 //! instant session revocation pushed to every connected device over WebSockets.
 
 pub mod config;
+pub mod copies;
 pub mod database;
 pub mod domain;
 pub mod email;

@@ -84,7 +84,7 @@ impl Application {
             bus,
             views,
             metrics,
-            user_views: Default::default(),
+            user_views: crate::copies::Copies::new(std::time::Duration::from_secs(1)),
             write_turns: (database.get_database_backend() == sea_orm::DbBackend::Sqlite)
                 .then(|| tokio::sync::Mutex::new(())),
             database,

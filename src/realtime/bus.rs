@@ -75,7 +75,7 @@ impl EventBus {
         if event.sessions.is_empty() {
             return;
         }
-        self.lists.forget(&event.user);
+        self.lists.rows.forget(&event.user);
         self.metrics
             .revocations
             .with_label_values(&[event.reason.as_str()])
@@ -86,7 +86,7 @@ impl EventBus {
     }
 
     pub fn session_created(&self, event: SessionCreated) {
-        self.lists.forget(&event.user);
+        self.lists.rows.forget(&event.user);
         self.manager.do_send(event);
     }
 
@@ -185,7 +185,7 @@ where
     listener.listen(CHANNEL).await?;
     // Listening again: whatever ended while the node was deaf is in the log. The manager skips what it knows.
     // Sign-ins are not logged, so every list copy goes.
-    lists.forget_all();
+    lists.rows.forget_all();
     match catch_up().await {
         Ok(events) => events.into_iter().for_each(|event| manager.do_send(event)),
         Err(error) => tracing::warn!(%error, "cannot catch up on revocations"),
@@ -197,14 +197,14 @@ where
                 message: BusMessage::Revoked(event),
                 ..
             }) => {
-                lists.forget(&event.user);
+                lists.rows.forget(&event.user);
                 manager.do_send(event);
             }
             Ok(Envelope {
                 message: BusMessage::Created(event),
                 ..
             }) => {
-                lists.forget(&event.user);
+                lists.rows.forget(&event.user);
                 manager.do_send(event);
             }
             Err(error) => tracing::warn!(%error, "unreadable event bus message"),

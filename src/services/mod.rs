@@ -37,7 +37,9 @@ pub struct AppState {
     pub bus: EventBus,
     pub views: ManagerViews,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    pub user_views: users::ViewCache,
+    /// A short-lived copy of `user` views for `GET /api/users/me`, the hottest read, and the refresh answer.
+    /// Local changes drop an entry at once; a change made on another node shows within its life.
+    pub user_views: crate::copies::Copies<users::UserView>,
     /// SQLite has one writer: the hot writes (sign-in, refresh, logout) take turns here instead of colliding in
     /// the database, where a busy writer sleeps and retries. Take the turn before any pooled connection, never
     /// while holding one. `None` on PostgreSQL, whose writers do not block each other.

@@ -190,7 +190,7 @@ async fn touch(state: &AppState, owner: session::Model, at: DateTime<Utc>) -> Ap
         .filter(session::Column::LastUsedAt.lt(at))
         .exec(&state.database)
         .await?;
-    state.bus.session_lists().forget(&owner.user_id);
+    state.bus.session_lists().rows.forget(&owner.user_id);
     Ok(session::Model {
         last_used_at: at,
         ..owner

@@ -19,7 +19,6 @@ use crate::{
         bus::{BusMessage, CHANNEL},
         events::SessionCreated,
         presence,
-        session_lists::Lookup,
     },
     tokens::{hash_token, new_opaque_token},
 };
@@ -246,33 +245,25 @@ pub fn token_pair(
 pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<SessionSummary>> {
     let at = now();
     let lists = state.bus.session_lists();
-    let models = match lists.lookup(user) {
-        Lookup::Fresh(models) => models,
-        Lookup::Missing(generation) => {
-            let models = std::sync::Arc::new(
-                session::Entity::find()
-                    .filter(session::Column::UserId.eq(user))
-                    .filter(session::Column::RevokedAt.is_null())
-                    .order_by_desc(session::Column::CreatedAt)
-                    .all(&state.database)
-                    .await?,
-            );
-            lists.store(user, generation, models.clone());
-            models
-        }
-    };
+    let models = lists
+        .rows
+        .get_or_load(user, async {
+            session::Entity::find()
+                .filter(session::Column::UserId.eq(user))
+                .filter(session::Column::RevokedAt.is_null())
+                .order_by_desc(session::Column::CreatedAt)
+                .all(&state.database)
+                .await
+        })
+        .await?;
     let live: Vec<&session::Model> = models.iter().filter(|model| !is_expired(state, model, at)).collect();
     let ids: Vec<Uuid> = live.iter().map(|model| model.id).collect();
     // With SQLite there is one node and local presence is the whole truth.
     let elsewhere = if state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
-        match lists.online_elsewhere(user) {
-            Some(sessions) => sessions,
-            None => {
-                let sessions = std::sync::Arc::new(presence::online_elsewhere(&state.database, &ids, at).await?);
-                lists.store_online_elsewhere(user, sessions.clone());
-                sessions
-            }
-        }
+        lists
+            .online_elsewhere
+            .get_or_load(user, presence::online_elsewhere(&state.database, &ids, at))
+            .await?
     } else {
         Default::default()
     };

@@ -76,59 +76,13 @@ pub async fn update_name(state: &AppState, user: Uuid, name: Option<String>) -> 
     Ok(UserView::from(&updated))
 }
 
-/// A short-lived per-node copy of `user` views for `GET /api/users/me`, the hottest read: it spares the
-/// database a query per call. Local changes drop the entry at once; a change made on another node shows
-/// here within `VIEW_LIFE`.
-pub struct ViewCache {
-    entries: std::sync::RwLock<std::collections::HashMap<Uuid, (UserView, std::time::Instant)>>,
-}
-
-const VIEW_LIFE: std::time::Duration = std::time::Duration::from_secs(1);
-const VIEW_CACHE_LIMIT: usize = 100_000;
-
-impl ViewCache {
-    pub fn new() -> Self {
-        Self {
-            entries: std::sync::RwLock::new(std::collections::HashMap::new()),
-        }
-    }
-
-    fn fresh(&self, user: &Uuid) -> Option<UserView> {
-        let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries
-            .get(user)
-            .filter(|(_, stored)| stored.elapsed() < VIEW_LIFE)
-            .map(|(view, _)| view.clone())
-    }
-
-    fn store(&self, view: &UserView) {
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= VIEW_CACHE_LIMIT {
-            entries.retain(|_, (_, stored)| stored.elapsed() < VIEW_LIFE);
-        }
-        entries.insert(view.id, (view.clone(), std::time::Instant::now()));
-    }
-
-    pub fn forget(&self, user: &Uuid) {
-        self.entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(user);
-    }
-}
-
-impl Default for ViewCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The caller's `user` view, from the cache when it is fresh.
+/// The caller's `user` view, from the node's one-second copy (`AppState::user_views`) while it is fresh.
 pub async fn view(state: &AppState, user: Uuid) -> AppResult<UserView> {
-    if let Some(view) = state.user_views.fresh(&user) {
-        return Ok(view);
-    }
-    let view = UserView::from(&current(state, user).await?);
-    state.user_views.store(&view);
-    Ok(view)
+    let view = state
+        .user_views
+        .get_or_load(user, async {
+            Ok::<_, AppError>(UserView::from(&current(state, user).await?))
+        })
+        .await?;
+    Ok(UserView::clone(&view))
 }

@@ -276,18 +276,7 @@ async fn listed_until(
 ) -> Vec<String> {
     let deadline = Instant::now() + within;
     loop {
-        let listed: Value = node
-            .get_authed("/api/auth/sessions", access)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let ids: Vec<String> = listed["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|session| session["id"].as_str().unwrap().to_owned())
-            .collect();
+        let ids = node.session_ids(access).await;
         if wanted(&ids) || Instant::now() >= deadline {
             return ids;
         }

@@ -2,7 +2,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp,
     app::{FIREFOX, PASSWORD, SAFARI_IPHONE, Tokens, assert_problem},
     spawn_app, spawn_app_with,
 };
@@ -202,36 +201,26 @@ async fn a_restarted_node_still_refuses_tokens_of_sessions_ended_before() {
     .await;
 }
 
-async fn listed_ids(app: &TestApp, access: &str) -> Vec<String> {
-    let listed: Value = app.get_authed("/api/auth/sessions", access).await.json().await.unwrap();
-    listed["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|session| session["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[actix_web::test]
 async fn a_list_read_a_moment_ago_shows_every_change_at_once() {
     let app = spawn_app().await;
     let (email, laptop) = app.user_with_session().await;
-    assert_eq!(listed_ids(&app, &laptop.access).await, [laptop.session.as_str()]);
+    assert_eq!(app.session_ids(&laptop.access).await, [laptop.session.as_str()]);
 
     // The node keeps each list for a second; every change inside that second must show in the next read.
     let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
     assert_eq!(
-        listed_ids(&app, &laptop.access).await,
+        app.session_ids(&laptop.access).await,
         [phone.session.as_str(), laptop.session.as_str()]
     );
     let response = app
         .delete_authed(&format!("/api/auth/sessions/{}", phone.session), &laptop.access, None)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(listed_ids(&app, &laptop.access).await, [laptop.session.as_str()]);
+    assert_eq!(app.session_ids(&laptop.access).await, [laptop.session.as_str()]);
 
     let tablet = app.login_as(&email, PASSWORD, FIREFOX).await;
-    assert_eq!(listed_ids(&app, &laptop.access).await.len(), 2);
+    assert_eq!(app.session_ids(&laptop.access).await.len(), 2);
     let response = app
         .post_authed(
             "/api/auth/logout-all",
@@ -240,7 +229,7 @@ async fn a_list_read_a_moment_ago_shows_every_change_at_once() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(listed_ids(&app, &laptop.access).await, [laptop.session.as_str()]);
+    assert_eq!(app.session_ids(&laptop.access).await, [laptop.session.as_str()]);
     assert_problem(
         app.get_authed("/api/auth/sessions", &tablet.access).await,
         401,

@@ -196,6 +196,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The ids of the caller's sessions, as `GET /api/auth/sessions` lists them.
+    pub async fn session_ids(&self, access_token: &str) -> Vec<String> {
+        let listed: Value = self
+            .get_authed("/api/auth/sessions", access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|session| session["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn post_authed(&self, path: &str, access_token: &str, body: Option<&Value>) -> Response {
         let request = self.client.post(self.url(path)).bearer_auth(access_token);
         let request = match body {
