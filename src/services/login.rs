@@ -2,15 +2,20 @@
 //! per address, and the email second factor.
 
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ConnectionTrait, FromQueryResult, IntoActiveModel,
+    sea_query::{Asterisk, Expr, ExprTrait, Query},
+};
+use uuid::Uuid;
 
 use super::{
     AppState, ClientInfo,
     codes::{self, Challenge},
     now,
-    registration::find_by_email,
-    sessions::{self, SignedIn},
-    throttle::{self, ThrottleKey},
+    sessions::{self, DeviceHistory, SignedIn},
+    throttle::{self, Standing, ThrottleKey},
 };
 use crate::{
     domain::{EmailAddress, Password},
@@ -22,14 +27,52 @@ pub enum LoginOutcome {
     SecondFactor(Challenge),
 }
 
-/// Checks the password of the account behind `email`. Every path that fails spends one argon2
-/// verification, so an unknown email and a wrong password take the same time.
-async fn check_password(state: &AppState, email: &str, password: &str) -> AppResult<user::Model> {
-    let (Ok(email), Some(password)) = (EmailAddress::parse(email), Password::for_login(password)) else {
-        state.passwords.verify_dummy().await?;
-        return Err(AppError::InvalidCredentials);
+/// The address's standing, the account behind it and the account's device history, read in one round trip:
+/// a sign-in's first step. The account is looked up only for a well-formed address.
+async fn standing_and_account(
+    state: &AppState,
+    key: &ThrottleKey,
+    email: Option<&EmailAddress>,
+    client: &ClientInfo,
+) -> AppResult<(Standing, Option<(user::Model, DeviceHistory)>)> {
+    let mut query = Query::select();
+    let user_id = Expr::col((user::Entity, user::Column::Id));
+    let device = sessions::device_label(&client.user_agent);
+    for (expression, alias) in throttle::standing_columns(key)
+        .into_iter()
+        .chain(DeviceHistory::columns(user_id, &device))
+    {
+        query.expr_as(expression, alias);
+    }
+    // One row whether or not the account exists, so the throttle columns always come back.
+    query
+        .column((user::Entity, Asterisk))
+        .from_subquery(Query::select().expr_as(Expr::val(1), "one").to_owned(), "one")
+        .left_join(
+            user::Entity,
+            Expr::col((user::Entity, user::Column::Email)).eq(email.map_or("", EmailAddress::as_str)),
+        );
+    let row = state
+        .database
+        .query_one(&query)
+        .await?
+        .ok_or_else(|| AppError::Internal("the sign-in read returned no row".to_owned()))?;
+    let standing = throttle::standing_of(&row)?;
+    let account = match row.try_get::<Option<Uuid>>("", "id")? {
+        Some(_) => Some((user::Model::from_query_result(&row, "")?, DeviceHistory::of(&row)?)),
+        None => None,
     };
-    let Some(user) = find_by_email(state, &email).await? else {
+    Ok((standing, account))
+}
+
+/// Checks the password of `account`. Every path that fails spends one argon2 verification, so an unknown
+/// email and a wrong password take the same time.
+async fn check_password(
+    state: &AppState,
+    account: Option<(user::Model, DeviceHistory)>,
+    password: &str,
+) -> AppResult<(user::Model, DeviceHistory)> {
+    let (Some((user, history)), Some(password)) = (account, Password::for_login(password)) else {
         state.passwords.verify_dummy().await?;
         return Err(AppError::InvalidCredentials);
     };
@@ -38,9 +81,9 @@ async fn check_password(state: &AppState, email: &str, password: &str) -> AppRes
         return Err(AppError::InvalidCredentials);
     }
     if verification.needs_rehash {
-        return rehash(state, user, &password).await;
+        return Ok((rehash(state, user, &password).await?, history));
     }
-    Ok(user)
+    Ok((user, history))
 }
 
 pub async fn login(state: &AppState, email: &str, password: &str, client: &ClientInfo) -> AppResult<LoginOutcome> {
@@ -63,9 +106,10 @@ async fn attempt(
     client: &ClientInfo,
 ) -> AppResult<LoginOutcome> {
     // A locked address is answered before any work: such attempts neither count nor stretch the lock.
-    let standing = throttle::ensure_unlocked(state, key).await?;
-    let user = match check_password(state, email, password).await {
-        Ok(user) => user,
+    let address = EmailAddress::parse(email).ok();
+    let (standing, account) = standing_and_account(state, key, address.as_ref(), client).await?;
+    let (user, history) = match check_password(state, account, password).await {
+        Ok(found) => found,
         Err(AppError::InvalidCredentials) => {
             throttle::record_failure(state, key, state.settings.login_lockout_threshold).await?;
             return Err(AppError::InvalidCredentials);
@@ -79,7 +123,9 @@ async fn attempt(
     if user.mfa_email_otp {
         return Ok(LoginOutcome::SecondFactor(codes::start_challenge(state, &user).await?));
     }
-    Ok(LoginOutcome::SignedIn(sessions::sign_in(state, &user, client).await?))
+    Ok(LoginOutcome::SignedIn(
+        sessions::sign_in_with(state, &user, client, history).await?,
+    ))
 }
 
 /// Checks the current password of a signed-in user; a wrong one counts as a failed login of the account.

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QueryResult, Statement,
     TransactionTrait,
-    sea_query::{Expr, Func},
+    sea_query::{Expr, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -85,23 +85,79 @@ pub async fn live(state: &AppState, id: Uuid) -> AppResult<session::Model> {
         .ok_or(crate::error::AppError::SessionRevoked)
 }
 
+/// Whether the user has signed in before, and on a device of this label: a sign-in on a new device sends
+/// the account a mail.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceHistory {
+    any_sessions: bool,
+    known_device: bool,
+}
+
+impl DeviceHistory {
+    /// The question as two columns of a larger read, for the user whose id is `user_id`. EXISTS stops at
+    /// the first row, so a user with many sessions costs no more than one with a few.
+    pub fn columns(user_id: Expr, device: &str) -> [(Expr, &'static str); 2] {
+        use sea_orm::sea_query::ExprTrait;
+        let sessions_of_user = || {
+            Query::select()
+                .expr(Expr::val(1))
+                .from(session::Entity)
+                .and_where(Expr::col((session::Entity, session::Column::UserId)).eq(user_id.clone()))
+                .to_owned()
+        };
+        [
+            (Expr::exists(sessions_of_user()), "history_any_sessions"),
+            (
+                Expr::exists(
+                    sessions_of_user()
+                        .and_where(Expr::col((session::Entity, session::Column::Device)).eq(device))
+                        .to_owned(),
+                ),
+                "history_known_device",
+            ),
+        ]
+    }
+
+    /// What `columns` read.
+    pub fn of(row: &QueryResult) -> Result<Self, sea_orm::DbErr> {
+        Ok(Self {
+            any_sessions: row.try_get("", "history_any_sessions")?,
+            known_device: row.try_get("", "history_known_device")?,
+        })
+    }
+
+    async fn read(state: &AppState, user: Uuid, device: &str) -> AppResult<Self> {
+        let mut query = Query::select();
+        for (expression, alias) in Self::columns(Expr::val(user), device) {
+            query.expr_as(expression, alias);
+        }
+        let row =
+            state.database.query_one(&query).await?.ok_or_else(|| {
+                crate::error::AppError::Internal("the device history read returned no row".to_owned())
+            })?;
+        Ok(Self::of(&row)?)
+    }
+
+    fn is_new_device(self) -> bool {
+        self.any_sessions && !self.known_device
+    }
+}
+
 /// Starts a session for a verified user on the calling device and answers its first token pair.
 pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
+    let history = DeviceHistory::read(state, user.id, &device_label(&client.user_agent)).await?;
+    sign_in_with(state, user, client, history).await
+}
+
+/// `sign_in` when the device history was read already, with the account.
+pub async fn sign_in_with(
+    state: &AppState,
+    user: &user::Model,
+    client: &ClientInfo,
+    history: DeviceHistory,
+) -> AppResult<SignedIn> {
     let created_at = now();
     let device = device_label(&client.user_agent);
-    // One query counts the user's sessions, and those on a device of this label.
-    let (any_sessions, known_devices): (i64, i64) = session::Entity::find()
-        .select_only()
-        .expr(Func::count(Expr::col(session::Column::Id)))
-        .expr(Func::count(Expr::case(
-            session::Column::Device.eq(device.clone()),
-            Expr::val(1),
-        )))
-        .filter(session::Column::UserId.eq(user.id))
-        .into_tuple()
-        .one(&state.database)
-        .await?
-        .unwrap_or_default();
     let model = session::Model {
         id: Uuid::now_v7(),
         user_id: user.id,
@@ -119,7 +175,7 @@ pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) 
         user: user.id,
         session: SessionSummary::new(&model, false, false),
     };
-    let new_device = any_sessions > 0 && known_devices == 0;
+    let new_device = history.is_new_device();
     if !new_device && state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
         insert_at_once(state, &model, &refresh_token, &announcement).await?;
     } else {

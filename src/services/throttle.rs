@@ -5,8 +5,8 @@
 use entity::address_throttle;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter,
-    sea_query::{Expr, ExprTrait, OnConflict},
+    ColumnTrait, EntityTrait, QueryFilter, QueryResult,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
 use super::{AppState, now_ms};
@@ -57,19 +57,49 @@ fn normalise(email: &str) -> String {
 
 /// `account_locked` while the address is locked, with the seconds left.
 pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<Standing> {
-    let Some(row) = address_throttle::Entity::find_by_id(key.0.clone())
+    let row = address_throttle::Entity::find_by_id(key.0.clone())
         .one(&state.database)
-        .await?
-    else {
+        .await?;
+    standing(row.map(|row| (row.locked_until_ms, row.failures)))
+}
+
+/// The address's row as the scalar subqueries of a larger read: `(locked_until_ms, failures)`, each NULL
+/// when the address has no row. A sign-in reads them with the account, in one round trip.
+pub fn standing_columns(key: &ThrottleKey) -> [(Expr, &'static str); 2] {
+    let column = |column: address_throttle::Column| {
+        Expr::from(
+            Query::select()
+                .column(column)
+                .from(address_throttle::Entity)
+                .and_where(address_throttle::Column::Key.eq(key.0.clone()))
+                .to_owned(),
+        )
+    };
+    [
+        (
+            column(address_throttle::Column::LockedUntilMs),
+            "throttle_locked_until_ms",
+        ),
+        (column(address_throttle::Column::Failures), "throttle_failures"),
+    ]
+}
+
+/// `ensure_unlocked` on what `standing_columns` read.
+pub fn standing_of(row: &QueryResult) -> AppResult<Standing> {
+    let locked_until_ms: Option<i64> = row.try_get("", "throttle_locked_until_ms")?;
+    let failures: Option<i32> = row.try_get("", "throttle_failures")?;
+    standing(failures.map(|failures| (locked_until_ms, failures)))
+}
+
+fn standing(row: Option<(Option<i64>, i32)>) -> AppResult<Standing> {
+    let Some((locked_until_ms, failures)) = row else {
         return Ok(Standing { failures: false });
     };
-    match row.locked_until_ms {
+    match locked_until_ms {
         Some(until) if until > now_ms() => Err(AppError::AccountLocked {
             retry_after_seconds: u64::try_from((until - now_ms() + 999) / 1000).unwrap_or(1),
         }),
-        _ => Ok(Standing {
-            failures: row.failures > 0,
-        }),
+        _ => Ok(Standing { failures: failures > 0 }),
     }
 }
 
@@ -160,7 +190,7 @@ pub async fn record_success(state: &AppState, key: &ThrottleKey) -> AppResult<()
 /// Takes the address's mail slot for this purpose if the cooldown has passed (and it is not locked);
 /// false means send nothing now. One upsert decides, so parallel requests take one slot between them.
 pub async fn take_mail_slot(state: &AppState, key: &ThrottleKey) -> AppResult<bool> {
-    use sea_orm::{ConnectionTrait, sea_query::Query};
+    use sea_orm::ConnectionTrait;
     let now = now_ms();
     let cooldown = i64::try_from(state.settings.otp_resend_cooldown.as_millis()).unwrap_or(i64::MAX);
     let table = address_throttle::Entity;
