@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use authd::{config::Settings, startup::Application};
 use reqwest::{Response, StatusCode};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -56,6 +56,7 @@ pub async fn fresh_database_url() -> String {
             let server = Database::connect(&server_url)
                 .await
                 .expect("TEST_POSTGRES_URL does not answer");
+            drop_stale_databases(&server).await;
             server
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                 .await
@@ -70,6 +71,42 @@ pub async fn fresh_database_url() -> String {
                 .join(Uuid::now_v7().to_string());
             std::fs::create_dir_all(&folder).unwrap();
             format!("sqlite://{}?mode=rwc", folder.join("authd.db").display())
+        }
+    }
+}
+
+/// Test databases are not dropped when their test ends (its nodes may still hold connections), so each new
+/// one drops those of earlier runs: a name carries a UUIDv7, whose first 48 bits are its creation time in
+/// milliseconds, and a database older than half an hour belongs to no running test.
+async fn drop_stale_databases(server: &sea_orm::DatabaseConnection) {
+    const STALE_MS: u128 = 30 * 60 * 1000;
+    let listing = Statement::from_string(
+        DbBackend::Postgres,
+        r"SELECT datname FROM pg_database WHERE datname LIKE 'authd\_test\_%'",
+    );
+    let Ok(rows) = server.query_all_raw(listing).await else {
+        return;
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "datname") else {
+            continue;
+        };
+        let Some(created_ms) = name
+            .strip_prefix("authd_test_")
+            .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+            .map(|uuid| uuid >> 80)
+        else {
+            continue;
+        };
+        if now_ms.saturating_sub(created_ms) > STALE_MS {
+            // Parallel tests may race to drop the same one; whoever loses has nothing to do.
+            let _ = server
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
         }
     }
 }
