@@ -41,15 +41,17 @@ pub struct Verification {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Lowers the calling thread's scheduling priority. A hash takes tens of milliseconds of one core; a
-/// request thread waiting behind one would add that to every request it serves. At a lower priority the
-/// hashes still take every core that is idle, and a request preempts them.
+/// Puts the calling thread in the idle scheduling class. A hash takes tens of milliseconds of one core; a
+/// request thread waiting behind one would add that to every request it serves. In the idle class the
+/// hashes still take every core that is idle, and any other thread that wakes runs first. Niceness 10, the
+/// earlier setting, still gave each hash thread a tenth of a busy core, and refreshes queued behind them
+/// during a flood of sign-ins.
 fn yield_to_requests() {
     #[cfg(target_os = "linux")]
     {
-        const HASHING_NICENESS: libc::c_int = 10;
-        // SAFETY: setpriority reads only its integer arguments; `who` 0 names the calling thread on Linux.
-        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICENESS) };
+        let parameters = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler reads the parameters it is given; pid 0 names the calling thread.
+        let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &parameters) };
         if result != 0 {
             tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower the hashing threads' priority");
         }

@@ -43,6 +43,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let database = database::connect(&settings.database_url).await?;
         database::migrate(&database).await?;
+        database::spawn_checkpointer(database.clone());
 
         let metrics = std::sync::Arc::new(Metrics::new()?);
         let node = uuid::Uuid::now_v7();

@@ -1,4 +1,5 @@
 use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 
 use crate::helpers::spawn_app;
@@ -146,4 +147,62 @@ async fn metrics_count_what_happens() {
         .await
         .unwrap();
     assert_eq!(metric(&text, "authd_live_sockets"), 0.0);
+}
+
+/// On SQLite the node checkpoints the write-ahead log in the background rather than inside the commit that
+/// fills it (where one request, and every write queued behind it, would wait for the copy and its fsync).
+/// What is committed still reaches the database file within a moment. This runs on SQLite in every run.
+#[actix_web::test]
+async fn sqlite_commits_reach_the_database_file_in_the_background() {
+    let folder = std::env::temp_dir()
+        .join("authd-tests")
+        .join(uuid::Uuid::now_v7().to_string());
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("authd.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let app = crate::helpers::spawn_app_with(&[("DATABASE_URL", &url)]).await;
+
+    // The pool's connections leave checkpoints to the node.
+    let setting = app
+        .application_state
+        .database
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA wal_autocheckpoint",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(setting.try_get_by_index::<i64>(0).unwrap(), 0);
+
+    // What the database file itself holds, read past the write-ahead log: SQLite opens an immutable file
+    // without looking at the log.
+    let file_only = format!("sqlite://{}?immutable=true", file.display());
+    let users_in_file = || async {
+        let reader = sea_orm::Database::connect(&file_only).await.unwrap();
+        // Before the first checkpoint the file may not hold even the tables.
+        let count = match reader
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "SELECT COUNT(*) FROM users",
+            ))
+            .await
+        {
+            Ok(Some(row)) => row.try_get_by_index::<i64>(0).unwrap(),
+            _ => 0,
+        };
+        reader.close().await.unwrap();
+        count
+    };
+
+    for _ in 0..3 {
+        app.user_with_session().await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut in_file = users_in_file().await;
+    while in_file < 3 && std::time::Instant::now() < deadline {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        in_file = users_in_file().await;
+    }
+    assert_eq!(in_file, 3, "the new accounts never left the write-ahead log");
 }
