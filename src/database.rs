@@ -10,7 +10,12 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 /// parent folder is created.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
-    options.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+    // A pooled connection used a moment ago is alive; pinging it before every statement cost a round trip
+    // (a hand-off to the connection's thread on SQLite) per statement. Only one idle for a while is checked.
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire_if_idle_for(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
         if let Some(folder) = sqlite_folder(url) {
             std::fs::create_dir_all(&folder)
