@@ -59,7 +59,10 @@ async fn standing_and_account(
         .ok_or_else(|| AppError::Internal("the sign-in read returned no row".to_owned()))?;
     let standing = throttle::standing_of(&row)?;
     let account = match row.try_get::<Option<Uuid>>("", "id")? {
-        Some(_) => Some((user::Model::from_query_result(&row, "")?, DeviceHistory::of(&row)?)),
+        Some(_) => Some((
+            user::Model::from_query_result(&row, "")?,
+            DeviceHistory::of(&row, device)?,
+        )),
         None => None,
     };
     Ok((standing, account))

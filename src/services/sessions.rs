@@ -85,13 +85,17 @@ pub async fn live(state: &AppState, id: Uuid) -> AppResult<session::Model> {
         .ok_or(crate::error::AppError::SessionRevoked)
 }
 
-/// Whether the user has signed in before, and on a device of this label: a sign-in on a new device sends
-/// the account a mail.
-#[derive(Debug, Clone, Copy)]
+/// The calling device's label, and whether the user has signed in before and on a device of this label:
+/// a sign-in on a new device sends the account a mail.
+#[derive(Debug, Clone)]
 pub struct DeviceHistory {
+    device: String,
     any_sessions: bool,
     known_device: bool,
 }
+
+const ANY_SESSIONS: &str = "history_any_sessions";
+const KNOWN_DEVICE: &str = "history_known_device";
 
 impl DeviceHistory {
     /// The question as two columns of a larger read, for the user whose id is `user_id`. EXISTS stops at
@@ -106,46 +110,47 @@ impl DeviceHistory {
                 .to_owned()
         };
         [
-            (Expr::exists(sessions_of_user()), "history_any_sessions"),
+            (Expr::exists(sessions_of_user()), ANY_SESSIONS),
             (
                 Expr::exists(
                     sessions_of_user()
                         .and_where(Expr::col((session::Entity, session::Column::Device)).eq(device))
                         .to_owned(),
                 ),
-                "history_known_device",
+                KNOWN_DEVICE,
             ),
         ]
     }
 
-    /// What `columns` read.
-    pub fn of(row: &QueryResult) -> Result<Self, sea_orm::DbErr> {
+    /// What `columns` read for `device`.
+    pub fn of(row: &QueryResult, device: String) -> Result<Self, sea_orm::DbErr> {
         Ok(Self {
-            any_sessions: row.try_get("", "history_any_sessions")?,
-            known_device: row.try_get("", "history_known_device")?,
+            device,
+            any_sessions: row.try_get("", ANY_SESSIONS)?,
+            known_device: row.try_get("", KNOWN_DEVICE)?,
         })
     }
 
-    async fn read(state: &AppState, user: Uuid, device: &str) -> AppResult<Self> {
+    async fn read(state: &AppState, user: Uuid, device: String) -> AppResult<Self> {
         let mut query = Query::select();
-        for (expression, alias) in Self::columns(Expr::val(user), device) {
+        for (expression, alias) in Self::columns(Expr::val(user), &device) {
             query.expr_as(expression, alias);
         }
         let row =
             state.database.query_one(&query).await?.ok_or_else(|| {
                 crate::error::AppError::Internal("the device history read returned no row".to_owned())
             })?;
-        Ok(Self::of(&row)?)
+        Ok(Self::of(&row, device)?)
     }
 
-    fn is_new_device(self) -> bool {
+    fn is_new_device(&self) -> bool {
         self.any_sessions && !self.known_device
     }
 }
 
 /// Starts a session for a verified user on the calling device and answers its first token pair.
 pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
-    let history = DeviceHistory::read(state, user.id, &device_label(&client.user_agent)).await?;
+    let history = DeviceHistory::read(state, user.id, device_label(&client.user_agent)).await?;
     sign_in_with(state, user, client, history).await
 }
 
@@ -157,7 +162,8 @@ pub async fn sign_in_with(
     history: DeviceHistory,
 ) -> AppResult<SignedIn> {
     let created_at = now();
-    let device = device_label(&client.user_agent);
+    let new_device = history.is_new_device();
+    let device = history.device;
     let model = session::Model {
         id: Uuid::now_v7(),
         user_id: user.id,
@@ -175,7 +181,6 @@ pub async fn sign_in_with(
         user: user.id,
         session: SessionSummary::new(&model, false, false),
     };
-    let new_device = history.is_new_device();
     if !new_device && state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
         insert_at_once(state, &model, &refresh_token, &announcement).await?;
     } else {

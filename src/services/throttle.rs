@@ -76,18 +76,18 @@ pub fn standing_columns(key: &ThrottleKey) -> [(Expr, &'static str); 2] {
         )
     };
     [
-        (
-            column(address_throttle::Column::LockedUntilMs),
-            "throttle_locked_until_ms",
-        ),
-        (column(address_throttle::Column::Failures), "throttle_failures"),
+        (column(address_throttle::Column::LockedUntilMs), LOCKED_UNTIL_MS),
+        (column(address_throttle::Column::Failures), FAILURES),
     ]
 }
 
+const LOCKED_UNTIL_MS: &str = "throttle_locked_until_ms";
+const FAILURES: &str = "throttle_failures";
+
 /// `ensure_unlocked` on what `standing_columns` read.
 pub fn standing_of(row: &QueryResult) -> AppResult<Standing> {
-    let locked_until_ms: Option<i64> = row.try_get("", "throttle_locked_until_ms")?;
-    let failures: Option<i32> = row.try_get("", "throttle_failures")?;
+    let locked_until_ms: Option<i64> = row.try_get("", LOCKED_UNTIL_MS)?;
+    let failures: Option<i32> = row.try_get("", FAILURES)?;
     standing(failures.map(|failures| (locked_until_ms, failures)))
 }
 
