@@ -48,6 +48,7 @@ pub async fn end_sessions_telling(
     reason: RevocationReason,
     notice: Option<(&str, &Mail)>,
 ) -> AppResult<Vec<Uuid>> {
+    let mut mail_queued = false;
     let event = if notice.is_none() && state.database.get_database_backend() == DbBackend::Sqlite {
         // One statement, its log rows written by the trigger: it takes its turn like the other hot writes.
         let turn = state.write_turn().await;
@@ -61,11 +62,15 @@ pub async fn end_sessions_telling(
             && !event.sessions.is_empty()
         {
             state.mailer.queue(&transaction, address, mail).await?;
+            mail_queued = true;
         }
         transaction.commit().await?;
         event
     };
-    state.mailer.wake();
+    // Waking the sender costs it a read of the outbox, so only a queued mail does.
+    if mail_queued {
+        state.mailer.wake();
+    }
     let ended = event.sessions.clone();
     state.bus.sessions_revoked(event).await;
     Ok(ended)

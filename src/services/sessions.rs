@@ -215,8 +215,11 @@ pub async fn sign_in_with(
             .await?;
         transaction.commit().await?;
         drop(turn);
+        // Waking the sender costs it a read of the outbox, so only a queued mail does.
+        if new_device {
+            state.mailer.wake();
+        }
     }
-    state.mailer.wake();
     state.bus.session_created(announcement);
     token_pair(state, UserView::from(user), &model, refresh_token, created_at)
 }
