@@ -118,6 +118,13 @@ impl PasswordHasher {
         self.run(move || verify_now(&stored, &bytes)).await
     }
 
+    /// A hash of a random secret that is kept nowhere: an account with it has no password anyone knows,
+    /// and a login against it still spends a full verification.
+    pub async fn unusable_hash(&self) -> Result<String, PasswordError> {
+        let secret = crate::tokens::random_token(32).into_bytes();
+        self.run(move || hash_now(&secret)).await?
+    }
+
     /// Spends the time of a real verification and always fails.
     pub async fn verify_dummy(&self) -> Result<(), PasswordError> {
         let stored = self.dummy_hash.clone();

@@ -120,6 +120,11 @@ pub async fn verify_email(
     if let Some(password_hash) = used.password_hash {
         active.password_hash = Set(password_hash);
         active.name = Set(used.name);
+    } else if user.email_verified_at.is_none() {
+        // The code carries no password (its registration's code is gone), so the one on the row was set by
+        // whoever registered first, maybe not the owner now proving the address: it must not survive. The
+        // owner sets a password with a reset.
+        active.password_hash = Set(state.passwords.unusable_hash().await?);
     }
     active.updated_at = Set(at);
     let user = sea_orm::ActiveModelTrait::update(active, &state.database).await?;

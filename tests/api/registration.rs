@@ -95,6 +95,42 @@ async fn a_repeated_registration_binds_its_own_password_to_its_code() {
 }
 
 #[actix_web::test]
+async fn a_password_set_before_verification_does_not_outlive_its_code() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let email = unique_email();
+    // Someone who cannot read the mailbox registers first; their code, and the password bound to it, are
+    // later pruned.
+    app.register(&email, "attacker chosen passphrase").await;
+    app.mail.wait_for_mail(&email, 0).await;
+    let database = &app.application_state.database;
+    database
+        .execute_raw(Statement::from_string(
+            database.get_database_backend(),
+            "DELETE FROM otps".to_owned(),
+        ))
+        .await
+        .unwrap();
+    // The owner asks for a code and proves the address with it: the code carries no password.
+    let requested = app
+        .post_json(
+            "/api/auth/otp/request",
+            &json!({"email": email, "purpose": "verify_email"}),
+        )
+        .await;
+    assert_eq!(requested.status(), StatusCode::ACCEPTED);
+    let code = app.mail.wait_for_mail(&email, 1).await.code().unwrap();
+    assert_eq!(app.verify_email(&email, &code).await.status(), StatusCode::OK);
+    // The first registrant's password is gone with it.
+    assert_problem(
+        app.login(&email, "attacker chosen passphrase").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+}
+
+#[actix_web::test]
 async fn login_before_verification_says_so_only_with_the_right_password() {
     let app = spawn_app().await;
     let email = unique_email();
