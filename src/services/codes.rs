@@ -37,7 +37,7 @@ pub async fn check(
         None => Err(AppError::OtpInvalid),
     };
     match &outcome {
-        Ok(_) => standing.record_success(state, &key).await?,
+        Ok(_) => standing.clear_failures(state, &key).await?,
         Err(AppError::OtpInvalid | AppError::OtpAttemptsExceeded) => {
             throttle::record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?
         }
@@ -153,7 +153,7 @@ pub async fn reset_password(
     transaction.commit().await?;
     state.mailer.wake();
     state.bus.sessions_revoked(event).await;
-    throttle::record_success(state, &ThrottleKey::login(email.as_str())).await?;
+    throttle::clear_failures(state, &ThrottleKey::login(email.as_str())).await?;
     Ok(())
 }
 

@@ -119,7 +119,12 @@ async fn attempt(
         }
         Err(other) => return Err(other),
     };
+    // A parallel attempt may have locked the address while this one waited for its hash: nothing that tells
+    // the password was right is answered then (the sign-in's own write checks the lock itself).
     standing.record_success(state, key).await?;
+    if user.email_verified_at.is_none() || user.mfa_email_otp {
+        throttle::refuse_if_locked(&state.database, key).await?;
+    }
     if user.email_verified_at.is_none() {
         return Err(AppError::EmailNotVerified);
     }
@@ -127,7 +132,7 @@ async fn attempt(
         return Ok(LoginOutcome::SecondFactor(codes::start_challenge(state, &user).await?));
     }
     Ok(LoginOutcome::SignedIn(
-        sessions::sign_in_with(state, &user, client, history).await?,
+        sessions::sign_in_with(state, &user, client, history, Some(key)).await?,
     ))
 }
 
@@ -143,7 +148,9 @@ pub async fn confirm_password(state: &AppState, account: &user::Model, password:
         }
     };
     if matches {
-        standing.record_success(state, &key).await
+        standing.record_success(state, &key).await?;
+        // As at sign-in: a lock set by a parallel attempt meanwhile holds.
+        throttle::refuse_if_locked(&state.database, &key).await
     } else {
         throttle::record_failure(state, &key, state.settings.login_lockout_threshold).await?;
         Err(AppError::InvalidPassword)

@@ -11,10 +11,14 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppState, ClientInfo, now, seconds, users::UserView};
+use super::{
+    AppState, ClientInfo, now, now_ms, seconds,
+    throttle::{self, ThrottleKey},
+    users::UserView,
+};
 use crate::{
     email::Mail,
-    error::AppResult,
+    error::{AppError, AppResult},
     realtime::{
         bus::{BusMessage, CHANNEL},
         events::SessionCreated,
@@ -151,15 +155,18 @@ impl DeviceHistory {
 /// Starts a session for a verified user on the calling device and answers its first token pair.
 pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
     let history = DeviceHistory::read(state, user.id, device_label(&client.user_agent)).await?;
-    sign_in_with(state, user, client, history).await
+    sign_in_with(state, user, client, history, None).await
 }
 
-/// `sign_in` when the device history was read already, with the account.
+/// `sign_in` when the device history was read already, with the account. With `unless_locked`, the write
+/// itself checks that the address is not locked and answers `account_locked` when it is: a password sign-in
+/// checked the lock before its hash, and a parallel attempt may have set one since.
 pub async fn sign_in_with(
     state: &AppState,
     user: &user::Model,
     client: &ClientInfo,
     history: DeviceHistory,
+    unless_locked: Option<&ThrottleKey>,
 ) -> AppResult<SignedIn> {
     let created_at = now();
     let new_device = history.is_new_device();
@@ -182,10 +189,13 @@ pub async fn sign_in_with(
         session: SessionSummary::new(&model, false, false),
     };
     if !new_device && state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
-        insert_at_once(state, &model, &refresh_token, &announcement).await?;
+        insert_at_once(state, &model, &refresh_token, &announcement, unless_locked).await?;
     } else {
         let turn = state.write_turn().await;
         let transaction = state.database.begin().await?;
+        if let Some(key) = unless_locked {
+            throttle::refuse_if_locked(&transaction, key).await?;
+        }
         session::Entity::insert(session::ActiveModel {
             id: Set(model.id),
             user_id: Set(model.user_id),
@@ -232,10 +242,15 @@ async fn insert_at_once(
     model: &session::Model,
     refresh_token: &str,
     announcement: &SessionCreated,
-) -> Result<(), sea_orm::DbErr> {
+    unless_locked: Option<&ThrottleKey>,
+) -> AppResult<()> {
+    // No session is written while `$12` (no key matches the empty one) is locked at `$13`.
     const SIGN_IN: &str = "WITH new_session AS (
             INSERT INTO sessions (id, user_id, ip, user_agent, device, created_at, last_used_at, expires_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+            SELECT $1, $2, $3, $4, $5, $6, $6, $7
+            WHERE NOT EXISTS (
+                SELECT 1 FROM address_throttles WHERE key = $12 AND locked_until_ms > $13
+            )
             RETURNING id
         ), new_token AS (
             INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
@@ -244,7 +259,7 @@ async fn insert_at_once(
         )
         SELECT pg_notify($10, $11) FROM new_token";
     let payload = state.bus.payload(&BusMessage::Created(announcement.clone()))?;
-    state
+    let written = state
         .database
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -261,9 +276,18 @@ async fn insert_at_once(
                 hash_token(refresh_token).into(),
                 CHANNEL.into(),
                 payload.into(),
+                unless_locked.map_or("", ThrottleKey::as_str).into(),
+                now_ms().into(),
             ],
         ))
         .await?;
+    if written.rows_affected() == 0 {
+        // Nothing was written because the address is locked: answer as the lock says.
+        if let Some(key) = unless_locked {
+            throttle::refuse_if_locked(&state.database, key).await?;
+        }
+        return Err(AppError::Internal("the sign-in wrote no session".to_owned()));
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use entity::address_throttle;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, QueryResult,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 
@@ -33,6 +33,11 @@ impl ThrottleKey {
     pub fn code(purpose: OtpPurpose, email: &str) -> Self {
         Self(format!("otp:{}:{}", purpose.as_str(), normalise(email)))
     }
+
+    /// The key as stored, for a statement that checks the lock itself.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Every key of one address, to forget it with its account.
@@ -57,8 +62,18 @@ fn normalise(email: &str) -> String {
 
 /// `account_locked` while the address is locked, with the seconds left.
 pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<Standing> {
+    ensure_unlocked_on(&state.database, key).await
+}
+
+/// `account_locked` while the address is locked, read on `connection` (a caller's transaction, so its
+/// write follows from what it read): the check after the work it guards.
+pub async fn refuse_if_locked(connection: &impl ConnectionTrait, key: &ThrottleKey) -> AppResult<()> {
+    ensure_unlocked_on(connection, key).await.map(|_| ())
+}
+
+async fn ensure_unlocked_on(connection: &impl ConnectionTrait, key: &ThrottleKey) -> AppResult<Standing> {
     let row = address_throttle::Entity::find_by_id(key.0.clone())
-        .one(&state.database)
+        .one(connection)
         .await?;
     standing(row.map(|row| (row.locked_until_ms, row.failures)))
 }
@@ -118,12 +133,28 @@ impl Standing {
         }
         Ok(())
     }
+
+    /// Like `record_success`, but clears even a lock a parallel attempt set meanwhile: for a success that
+    /// has already used something up (a code) and cannot be taken back.
+    pub async fn clear_failures(self, state: &AppState, key: &ThrottleKey) -> AppResult<()> {
+        if self.failures {
+            clear_failures(state, key).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts one failure; at `threshold` consecutive failures, and at each failure after a lock has ended,
-/// locks the address for the next step of the schedule.
+/// locks the address for the next step of the schedule. An attempt that was checked before a parallel one
+/// locked the address is answered `account_locked` and not counted: the lock is read when the failure is
+/// counted, not only before the hash, so a burst of guesses sent at once learns no more than
+/// `threshold` of their results.
 pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32) -> AppResult<()> {
-    address_throttle::Entity::insert(address_throttle::ActiveModel {
+    let now = now_ms();
+    let unlocked = Expr::col((address_throttle::Entity, address_throttle::Column::LockedUntilMs))
+        .is_null()
+        .or(Expr::col((address_throttle::Entity, address_throttle::Column::LockedUntilMs)).lte(now));
+    let counted = address_throttle::Entity::insert(address_throttle::ActiveModel {
         key: Set(key.0.clone()),
         failures: Set(1),
         lock_level: Set(0),
@@ -138,17 +169,20 @@ pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32)
                 Expr::col((address_throttle::Entity, address_throttle::Column::Failures)).add(1),
             )
             .update_column(address_throttle::Column::LastFailureMs)
+            .action_and_where(unlocked)
             .to_owned(),
     )
-    .exec(&state.database)
+    .exec_without_returning(&state.database)
     .await?;
+    if counted == 0 {
+        refuse_if_locked(&state.database, key).await?;
+    }
     let Some(row) = address_throttle::Entity::find_by_id(key.0.clone())
         .one(&state.database)
         .await?
     else {
         return Ok(());
     };
-    let now = now_ms();
     let locked = row.locked_until_ms.is_some_and(|until| until > now);
     if locked || i64::from(row.failures) < i64::from(threshold) {
         return Ok(());
@@ -171,8 +205,31 @@ pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32)
     Ok(())
 }
 
-/// A success ends the run of failures.
+/// A success ends the run of failures, unless a parallel attempt locked the address while this one was
+/// being checked: then it is answered `account_locked` like any attempt made during the lock.
 pub async fn record_success(state: &AppState, key: &ThrottleKey) -> AppResult<()> {
+    let now = now_ms();
+    let cleared = reset_failures(key)
+        .filter(
+            address_throttle::Column::LockedUntilMs
+                .is_null()
+                .or(address_throttle::Column::LockedUntilMs.lte(now)),
+        )
+        .exec(&state.database)
+        .await?;
+    if cleared.rows_affected == 0 {
+        refuse_if_locked(&state.database, key).await?;
+    }
+    Ok(())
+}
+
+/// Ends the run of failures and any lock (a password reset proves the mailbox).
+pub async fn clear_failures(state: &AppState, key: &ThrottleKey) -> AppResult<()> {
+    reset_failures(key).exec(&state.database).await?;
+    Ok(())
+}
+
+fn reset_failures(key: &ThrottleKey) -> sea_orm::UpdateMany<address_throttle::Entity> {
     address_throttle::Entity::update_many()
         .col_expr(address_throttle::Column::Failures, Expr::value(0))
         .col_expr(address_throttle::Column::LockLevel, Expr::value(0))
@@ -182,15 +239,11 @@ pub async fn record_success(state: &AppState, key: &ThrottleKey) -> AppResult<()
         )
         .filter(address_throttle::Column::Key.eq(key.0.clone()))
         .filter(address_throttle::Column::Failures.gt(0))
-        .exec(&state.database)
-        .await?;
-    Ok(())
 }
 
 /// Takes the address's mail slot for this purpose if the cooldown has passed (and it is not locked);
 /// false means send nothing now. One upsert decides, so parallel requests take one slot between them.
 pub async fn take_mail_slot(state: &AppState, key: &ThrottleKey) -> AppResult<bool> {
-    use sea_orm::ConnectionTrait;
     let now = now_ms();
     let cooldown = i64::try_from(state.settings.otp_resend_cooldown.as_millis()).unwrap_or(i64::MAX);
     let table = address_throttle::Entity;

@@ -169,6 +169,54 @@ async fn wrong_current_passwords_count_as_failed_logins() {
 }
 
 #[actix_web::test]
+async fn a_burst_of_guesses_learns_no_more_answers_than_the_threshold_allows() {
+    let threshold = 3;
+    let app = spawn_app_with(&[("LOGIN_LOCKOUT_THRESHOLD", "3")]).await;
+    let (email, _) = app.user_with_session().await;
+    let wrong = "a wrong password here";
+    // Logins for unknown addresses keep the hashing threads busy first, so every guess below is checked
+    // against the lock before the first of them is hashed: a check before the hash alone lets all through.
+    let strangers: Vec<String> = (0..40).map(|_| unique_email()).collect();
+    let filler = futures_util::future::join_all(strangers.iter().map(|stranger| app.login(stranger, wrong)));
+    let guesses = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        futures_util::future::join_all((0..20).map(|_| app.login(&email, wrong))).await
+    };
+    let right = async {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        app.login(&email, PASSWORD).await
+    };
+    let (_, guesses, right) = tokio::join!(filler, guesses, right);
+
+    let mut answered = Vec::new();
+    for guess in guesses {
+        let status = guess.status().as_u16();
+        let body: serde_json::Value = guess.json().await.unwrap();
+        answered.push((status, body["code"].as_str().unwrap_or_default().to_owned()));
+    }
+    let told = answered
+        .iter()
+        .filter(|(status, code)| *status == 401 && code == "invalid_credentials")
+        .count();
+    let locked = answered
+        .iter()
+        .filter(|(status, code)| *status == 429 && code == "account_locked")
+        .count();
+    // Failures that finish at the same moment on different hashing threads may both be told before the
+    // lock is written; no more than that.
+    let hashing_threads = std::thread::available_parallelism().map_or(2, usize::from);
+    assert!(told >= threshold, "{answered:?}");
+    assert!(
+        told < threshold + hashing_threads,
+        "{told} guesses were answered: {answered:?}"
+    );
+    assert_eq!(told + locked, answered.len(), "{answered:?}");
+    // The right password, checked before the lock and hashed after it, signs nobody in.
+    assert_problem(right, 429, "account_locked").await;
+    assert_problem(app.login(&email, PASSWORD).await, 429, "account_locked").await;
+}
+
+#[actix_web::test]
 async fn wrong_codes_lock_the_address_and_a_resend_does_not_reset_the_count() {
     let app = spawn_app().await;
     let email = unique_email();
