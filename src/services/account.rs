@@ -1,8 +1,11 @@
 //! What a signed-in user does to their own account and sessions: sign out, change the password, delete it.
 
-use entity::user;
+use entity::{session, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+    sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
@@ -64,10 +67,33 @@ pub async fn change_password(
     let at = now();
     let email = account.email.clone();
     let transaction = state.database.begin().await?;
-    let mut active = account.into_active_model();
-    active.password_hash = Set(password_hash);
-    active.updated_at = Set(at);
-    active.update(&transaction).await?;
+    // The check above and the hashes took a while: the write applies only if the password it confirmed is
+    // still the stored one and the caller's session still lives, so a reset (or another change) made
+    // meanwhile is never overwritten.
+    let session_lives = Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(session::Entity)
+            .and_where(session::Column::Id.eq(session))
+            .and_where(session::Column::RevokedAt.is_null())
+            .to_owned(),
+    );
+    let changed = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+        .col_expr(user::Column::UpdatedAt, Expr::value(at))
+        .filter(user::Column::Id.eq(user))
+        .filter(user::Column::PasswordHash.eq(account.password_hash.clone()))
+        .filter(session_lives)
+        .exec(&transaction)
+        .await?;
+    if changed.rows_affected == 0 {
+        let caller = session::Entity::find_by_id(session).one(&transaction).await?;
+        return Err(if caller.is_some_and(|caller| caller.revoked_at.is_none()) {
+            AppError::InvalidPassword
+        } else {
+            AppError::SessionRevoked
+        });
+    }
     let event = revocation::record(
         &state.bus,
         &transaction,

@@ -96,6 +96,55 @@ async fn a_code_sent_again_keeps_the_registration_password() {
 }
 
 #[actix_web::test]
+async fn a_password_change_in_flight_does_not_undo_a_reset() {
+    let app = spawn_app().await;
+    let (email, tokens) = app.user_with_session().await;
+    let code = mailed_code(&app, &email, "password_reset", "Your password reset code").await;
+    // Logins for unknown addresses keep the hashing threads busy, so the change below has confirmed the
+    // caller and waits for its hashes while the reset, sent just after, is written.
+    let strangers: Vec<String> = (0..60).map(|_| unique_email()).collect();
+    let filler = futures_util::future::join_all(
+        strangers
+            .iter()
+            .map(|stranger| app.login(stranger, "a wrong password here")),
+    );
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.post_authed(
+            "/api/users/me/password",
+            &tokens.access,
+            Some(&json!({"current_password": PASSWORD, "new_password": "the changer's passphrase"})),
+        )
+        .await
+    };
+    let reset = async {
+        tokio::time::sleep(Duration::from_millis(130)).await;
+        app.post_json(
+            "/api/auth/password/reset",
+            &json!({"email": email, "code": code, "new_password": "the owner's new passphrase"}),
+        )
+        .await
+    };
+    let (_, change, reset) = tokio::join!(filler, change, reset);
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    // Either the change was written first and the reset replaced it, or the reset ended the changer's
+    // session first and the change was refused: the reset's password is the one that holds.
+    if change.status() != StatusCode::NO_CONTENT {
+        assert_problem(change, 401, "session_revoked").await;
+    }
+    assert_eq!(
+        app.login(&email, "the owner's new passphrase").await.status(),
+        StatusCode::OK
+    );
+    assert_problem(
+        app.login(&email, "the changer's passphrase").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+}
+
+#[actix_web::test]
 async fn a_password_reset_ends_every_session_and_the_old_password() {
     let app = spawn_app().await;
     let (email, laptop) = app.user_with_session().await;
