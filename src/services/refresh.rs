@@ -49,9 +49,16 @@ async fn read_link(state: &AppState, presented_hash: &str, successor_hash: Optio
             successor = Some(token);
         }
     }
-    let (presented, owner) = presented
-        .filter(|(_, owner)| owner.revoked_at.is_none())
-        .ok_or(AppError::RefreshTokenInvalid)?;
+    let (presented, owner) = presented.ok_or(AppError::RefreshTokenInvalid)?;
+    if owner.revoked_at.is_some() {
+        // A session the sweeper ended for its age still says so, as one found expired here would.
+        let expired = owner.revoked_reason.as_deref() == Some(RevocationReason::Expired.as_str());
+        return Err(if expired {
+            AppError::SessionExpired
+        } else {
+            AppError::RefreshTokenInvalid
+        });
+    }
     // A successor always belongs to the session of the token it follows.
     let successor = successor.filter(|successor| successor.session_id == owner.id);
     Ok(Link {
@@ -96,9 +103,11 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
         return Err(AppError::SessionExpired);
     }
     // The answer's `user` comes from the node's short-lived copy, as `GET /api/users/me` does.
-    let user = users::view(state, owner.user_id)
-        .await
-        .map_err(|_| AppError::RefreshTokenInvalid)?;
+    // An account deleted meanwhile makes the token worthless; a failing database is a 500, not a dead token.
+    let user = users::view(state, owner.user_id).await.map_err(|error| match error {
+        AppError::SessionRevoked => AppError::RefreshTokenInvalid,
+        other => other,
+    })?;
 
     let rotated_at = match link.successor.map(|row| row.created_at).or(link.presented.rotated_at) {
         Some(rotated_at) => rotated_at,

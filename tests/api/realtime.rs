@@ -210,6 +210,8 @@ async fn an_idle_session_ends_and_its_socket_is_told_but_a_refresh_keeps_it() {
         "session_revoked",
     )
     .await;
+    // Ended by the sweeper, the idle session's refresh token still tells why.
+    assert_problem(app.refresh(&idle.refresh).await, 401, "session_expired").await;
 }
 
 #[actix_web::test]
