@@ -185,6 +185,8 @@ impl Settings {
     }
 }
 
+const LONGEST_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
+
 struct Reader<'a, F: Fn(&str) -> Option<String>> {
     lookup: &'a F,
     problems: Vec<String>,
@@ -211,8 +213,16 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
+    /// A duration in whole seconds, at most ten years: every one is added to a timestamp on some request,
+    /// and a value past the calendar's range would fail there instead of here.
     fn seconds(&mut self, name: &str, default: u64) -> Duration {
-        Duration::from_secs(self.number(name, default))
+        let seconds = self.number(name, default);
+        if seconds > LONGEST_SECONDS {
+            self.problems
+                .push(format!("{name} must be at most {LONGEST_SECONDS} seconds (ten years)"));
+            return Duration::from_secs(default);
+        }
+        Duration::from_secs(seconds)
     }
 
     fn networks(&mut self, name: &str) -> Vec<IpNet> {

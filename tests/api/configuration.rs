@@ -84,6 +84,28 @@ fn malformed_numbers_are_named() {
 }
 
 #[test]
+fn durations_past_ten_years_are_refused_at_start() {
+    let data_dir = std::env::temp_dir()
+        .join("authd-tests")
+        .join("durations")
+        .display()
+        .to_string();
+    let settings = |value: &'static str| {
+        Settings::from_lookup(|name| match name {
+            "SESSION_TTL" => Some(value.to_owned()),
+            "DATA_DIR" => Some(data_dir.clone()),
+            _ => None,
+        })
+    };
+    let error = settings("18446744073709551615").unwrap_err().to_string();
+    assert!(
+        error.contains("SESSION_TTL must be at most 315360000 seconds"),
+        "{error}"
+    );
+    assert_eq!(settings("315360000").unwrap().session_ttl.as_secs(), 315_360_000);
+}
+
+#[test]
 fn the_default_database_lives_in_the_data_dir_and_socket_timers_must_be_positive() {
     let folder = std::env::temp_dir()
         .join("authd-tests")
