@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use actix_web::web;
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
 };
+use actix_web::{http::Method, web};
 use tracing_subscriber::EnvFilter;
 
 use crate::services::AppState;
@@ -18,6 +18,21 @@ pub fn init() {
         .with_env_filter(filter)
         .with_target(false)
         .try_init();
+}
+
+/// The standard methods by name and any other as `other`: a label value is a series kept for the life of
+/// the process, and a client can invent methods without end.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 pub async fn access_log(
@@ -39,7 +54,7 @@ pub async fn access_log(
         state
             .metrics
             .http_request_duration
-            .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+            .with_label_values(&[method_label(&method), route.as_str(), &status.to_string()])
             .observe(elapsed.as_secs_f64());
     }
     if response.status().is_server_error() {

@@ -105,6 +105,17 @@ async fn metrics_count_what_happens() {
         204
     );
     assert_eq!(socket.next_json().await["type"], "session_revoked");
+    // Made-up methods share one series rather than adding one each.
+    for invented in ["INVENTED1", "INVENTED2"] {
+        let method = reqwest::Method::from_bytes(invented.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
 
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -133,6 +144,8 @@ async fn metrics_count_what_happens() {
             "authd_http_request_duration_seconds_count{method=\"POST\",route=\"/api/auth/login\",status=\"200\"}"
         ) >= 1.0
     );
+    assert!(!text.contains("INVENTED"), "a made-up method became a label");
+    assert!(text.contains("authd_http_request_duration_seconds_count{method=\"other\""));
     assert!(text.contains("authd_password_hash_queue"));
     assert!(text.contains("authd_refresh_reuse_detected_total 0"));
     let _ = socket.close_code(std::time::Duration::from_secs(5)).await;
