@@ -44,6 +44,13 @@ pub async fn prune(state: &AppState) -> AppResult<()> {
                 .is_null()
                 .or(address_throttle::Column::LastMailMs.lt(quiet_since)),
         )
+        // A run of failures is kept while it is recent: deleting it would let a guesser stay under the
+        // threshold by waiting for the next prune.
+        .filter(
+            address_throttle::Column::LastFailureMs
+                .is_null()
+                .or(address_throttle::Column::LastFailureMs.lt(quiet_since)),
+        )
         .exec(database)
         .await?;
     Ok(())

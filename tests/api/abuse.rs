@@ -217,6 +217,42 @@ async fn a_burst_of_guesses_learns_no_more_answers_than_the_threshold_allows() {
 }
 
 #[actix_web::test]
+async fn pruning_keeps_a_recent_run_of_failures_and_forgets_a_quiet_one() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app_with(&[("LOGIN_LOCKOUT_THRESHOLD", "3")]).await;
+    let (email, _) = app.user_with_session().await;
+    fail_logins(&app, &email, 2).await;
+    authd::services::retention::prune(&app.application_state).await.unwrap();
+    fail_logins(&app, &email, 1).await;
+    assert_problem(app.login(&email, PASSWORD).await, 429, "account_locked").await;
+
+    // A day and more later, with the lock long over, the address starts afresh.
+    let database = &app.application_state.database;
+    let two_days_ago = chrono::Utc::now().timestamp_millis() - 2 * 86_400_000;
+    database
+        .execute_raw(Statement::from_string(
+            database.get_database_backend(),
+            format!("UPDATE address_throttles SET locked_until_ms = {two_days_ago}, last_failure_ms = {two_days_ago}"),
+        ))
+        .await
+        .unwrap();
+    authd::services::retention::prune(&app.application_state).await.unwrap();
+    let left = database
+        .query_one_raw(Statement::from_string(
+            database.get_database_backend(),
+            "SELECT COUNT(*) AS count FROM address_throttles WHERE key LIKE 'login:%'".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "count")
+        .unwrap();
+    assert_eq!(left, 0);
+    fail_logins(&app, &email, 2).await;
+    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
 async fn wrong_codes_lock_the_address_and_a_resend_does_not_reset_the_count() {
     let app = spawn_app().await;
     let email = unique_email();
