@@ -75,11 +75,21 @@ pub enum AppError {
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("password hashing error: {0}")]
-    Password(#[from] crate::passwords::PasswordError),
+    Password(crate::passwords::PasswordError),
     #[error("token signing error: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::passwords::PasswordError> for AppError {
+    /// A full hashing queue is load to shed (503, try again shortly); anything else is a fault.
+    fn from(error: crate::passwords::PasswordError) -> Self {
+        match error {
+            crate::passwords::PasswordError::Busy => Self::ServiceUnavailable(error.to_string()),
+            other => Self::Password(other),
+        }
+    }
 }
 
 impl AppError {
@@ -210,6 +220,9 @@ impl ResponseError for AppError {
         }
         if let Self::RateLimited { retry_after_seconds } | Self::AccountLocked { retry_after_seconds } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds.max(&1).to_string()));
+        }
+        if let Self::ServiceUnavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, "1"));
         }
         let errors = match self {
             Self::ValidationFailed(errors) => Some(errors.clone()),

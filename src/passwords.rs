@@ -29,6 +29,8 @@ pub enum PasswordError {
     Hashing(String),
     #[error("the hashing task did not finish")]
     Task,
+    #[error("too many password checks are waiting")]
+    Busy,
 }
 
 /// What a verification found.
@@ -66,13 +68,21 @@ pub struct PasswordHasher {
     jobs: std::sync::mpsc::Sender<Job>,
     /// Hashes waiting for a thread or running now.
     in_flight: Arc<AtomicUsize>,
+    /// Beyond this many, a request that needs a hash is turned away at once: waiting longer than a few
+    /// seconds helps no client, and an unbounded queue lets a flood delay every sign-in without end.
+    most_in_flight: usize,
     /// Verified when the account does not exist, so an unknown email costs the same time as a wrong password.
     dummy_hash: Arc<String>,
 }
 
 impl PasswordHasher {
-    /// `concurrency` hashes run at once; more wait their turn.
+    /// `concurrency` hashes run at once; more wait their turn, up to 128 a thread (at least 256 in all).
     pub fn new(concurrency: usize) -> Result<Self, PasswordError> {
+        Self::with_queue(concurrency, (concurrency * 128).max(256))
+    }
+
+    /// `new` with the bound on hashes waiting or running.
+    pub fn with_queue(concurrency: usize, most_in_flight: usize) -> Result<Self, PasswordError> {
         let dummy_hash = hash_now(crate::tokens::random_token(24).as_bytes())?;
         let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
@@ -98,6 +108,7 @@ impl PasswordHasher {
         Ok(Self {
             jobs,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            most_in_flight: most_in_flight.max(1),
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -136,11 +147,15 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.most_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Err(PasswordError::Busy);
+        }
         let in_flight = self.in_flight.clone();
         let job: Job = Box::new(move || {
-            let _ = sender.send(work());
+            let outcome = work();
             in_flight.fetch_sub(1, Ordering::Relaxed);
+            let _ = sender.send(outcome);
         });
         if self.jobs.send(job).is_err() {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -210,6 +225,33 @@ fn matches_stored(stored: &str, password: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn checks_past_the_queue_bound_are_turned_away_at_once() {
+        let hasher = PasswordHasher::with_queue(1, 3).unwrap();
+        let password = Password::for_login("a password to verify").unwrap();
+        let stored = hasher.hash(&password).await.unwrap();
+        let checks = (0..6).map(|_| hasher.verify(&stored, &password));
+        let outcomes = futures_util::future::join_all(checks).await;
+        let busy = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Err(PasswordError::Busy)))
+            .count();
+        assert_eq!(busy, 3, "three run or wait, three are turned away");
+        assert!(outcomes.iter().flatten().all(|verification| verification.matches));
+        // Once the queue has drained, checks are taken again.
+        assert!(hasher.verify(&stored, &password).await.unwrap().matches);
+        assert_eq!(hasher.queue_depth(), 0);
+        // The request is answered 503 `service_unavailable`, to be tried again shortly.
+        let answer = crate::error::AppError::from(PasswordError::Busy);
+        assert_eq!(actix_web::ResponseError::status_code(&answer), 503);
+        assert_eq!(answer.code(), "service_unavailable");
+        let response = actix_web::ResponseError::error_response(&answer);
+        assert_eq!(
+            response.headers().get("retry-after").map(|value| value.as_bytes()),
+            Some(&b"1"[..])
+        );
+    }
 
     #[tokio::test]
     async fn hash_uses_owasp_parameters_and_verifies() {

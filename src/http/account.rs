@@ -4,11 +4,10 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::{
-    auth::Problems,
+    auth::{Problems, parse_new_password},
     extract::{AuthUser, JsonBody},
 };
 use crate::{
-    domain::Password,
     error::{AppError, AppResult},
     services::{AppState, account, users, users::UserView},
 };
@@ -67,7 +66,7 @@ pub async fn change_password(
     body: JsonBody<ChangePasswordRequest>,
 ) -> AppResult<HttpResponse> {
     let mut problems = Problems::default();
-    let new_password = problems.check("new_password", Password::parse_new(&body.0.new_password));
+    let new_password = problems.check("new_password", parse_new_password(body.0.new_password.clone()).await?);
     problems.finish()?;
     let new_password = new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
     account::change_password(

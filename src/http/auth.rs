@@ -54,6 +54,14 @@ pub struct LogoutAllRequest {
 #[derive(Default)]
 pub struct Problems(Vec<FieldError>);
 
+/// `Password::parse_new` on a blocking thread: the common-password estimate of a long input takes
+/// milliseconds, too long to hold one of the few async workers that serve every other request.
+pub async fn parse_new_password(raw: String) -> AppResult<Result<Password, &'static str>> {
+    actix_web::web::block(move || Password::parse_new(&raw))
+        .await
+        .map_err(|_| AppError::Internal("the password check did not finish".to_owned()))
+}
+
 impl Problems {
     pub fn check<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
         result
@@ -90,7 +98,7 @@ pub async fn register(
     let body = body.0;
     let mut problems = Problems::default();
     let email = problems.check("email", EmailAddress::parse(&body.email));
-    let password = problems.check("password", Password::parse_new(&body.password));
+    let password = problems.check("password", parse_new_password(body.password).await?);
     let name = problems.check("name", parse_name(body.name.as_deref()));
     problems.finish()?;
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {

@@ -5,14 +5,14 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    auth::{Problems, StatusResponse, parse_code},
+    auth::{Problems, StatusResponse, parse_code, parse_new_password},
     client::client_info,
     extract::JsonBody,
     rate_limit::IpBudget,
     token_response::token_response,
 };
 use crate::{
-    domain::{EmailAddress, OtpPurpose, Password},
+    domain::{EmailAddress, OtpPurpose},
     error::{AppError, AppResult},
     services::{AppState, codes},
 };
@@ -107,7 +107,7 @@ pub async fn reset_password(
     let body = body.0;
     let mut problems = Problems::default();
     let email = problems.check("email", EmailAddress::parse(&body.email));
-    let new_password = problems.check("new_password", Password::parse_new(&body.new_password));
+    let new_password = problems.check("new_password", parse_new_password(body.new_password.clone()).await?);
     problems.finish()?;
     let (Some(email), Some(new_password)) = (email, new_password) else {
         return Err(AppError::Internal("validated fields missing".to_owned()));
