@@ -188,7 +188,7 @@ async fn a_session_reaching_its_absolute_life_is_pushed_as_expired() {
     // The phone hears of the laptop first (it signed in first), then its own end.
     assert_ended(&mut phone_socket, &laptop.session, "expired").await;
     assert_revoked(&mut phone_socket, &phone.session, "expired").await;
-    assert_problem(app.refresh(&laptop.refresh).await, 401, "refresh_token_invalid").await;
+    assert_problem(app.refresh(&laptop.refresh).await, 401, "session_expired").await;
 }
 
 #[actix_web::test]
