@@ -13,6 +13,9 @@ pub struct Model {
     pub locked_until_ms: Option<i64>,
     pub last_mail_ms: Option<i64>,
     pub last_failure_ms: Option<i64>,
+    /// For `otp:` keys: tries at the code of the last mail slot when the address holds no live code of
+    /// that purpose (no account, or not eligible), answered as tries at a real code would be.
+    pub code_attempts: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@ mod m20261127_000002_create_session_presence;
 mod m20261127_000003_create_abuse_controls;
 mod m20261127_000004_link_refresh_chain;
 mod m20261127_000005_log_revocations_in_sqlite;
+mod m20261127_000006_count_decoy_code_attempts;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_create_abuse_controls::Migration),
             Box::new(m20261127_000004_link_refresh_chain::Migration),
             Box::new(m20261127_000005_log_revocations_in_sqlite::Migration),
+            Box::new(m20261127_000006_count_decoy_code_attempts::Migration),
         ]
     }
 }

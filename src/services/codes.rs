@@ -32,9 +32,21 @@ pub async fn check(
 ) -> AppResult<otp_entity::Model> {
     let key = ThrottleKey::code(purpose, email);
     let standing = throttle::ensure_unlocked(state, &key).await?;
-    let outcome = match user {
+    let consumed = match user {
         Some(user) => otp::consume(state, user, purpose, challenge, code).await,
-        None => Err(AppError::OtpInvalid),
+        None => Ok(None),
+    };
+    let outcome = match consumed {
+        Ok(Some(used)) => Ok(used),
+        // A challenge's code needs the password first, so only mailed purposes answer as if a code existed.
+        Ok(None) if purpose == OtpPurpose::LoginChallenge => Err(AppError::OtpInvalid),
+        Ok(None) => {
+            Err(
+                throttle::decoy_code_answer(state, &key, state.settings.otp_ttl, state.settings.otp_max_attempts)
+                    .await?,
+            )
+        }
+        Err(error) => Err(error),
     };
     match &outcome {
         Ok(_) => standing.clear_failures(state, &key).await?,
@@ -54,17 +66,25 @@ pub async fn request(
     purpose: OtpPurpose,
     client: &ClientInfo,
 ) -> AppResult<()> {
-    let Some(user) = find_by_email(state, email).await? else {
+    let key = ThrottleKey::code(purpose, email.as_str());
+    let account = find_by_email(state, email).await?;
+    let eligible = account.as_ref().is_some_and(|user| {
+        let verified = user.email_verified_at.is_some();
+        match purpose {
+            OtpPurpose::VerifyEmail => !verified,
+            OtpPurpose::Login => verified,
+            OtpPurpose::PasswordReset => true,
+            OtpPurpose::LoginChallenge => false,
+        }
+    });
+    let (Some(user), true) = (account, eligible) else {
+        // No mail, but the slot is taken as for a code: checks then answer as if one had been sent.
+        if purpose != OtpPurpose::LoginChallenge {
+            throttle::take_mail_slot(state, &key).await?;
+        }
         return Ok(());
     };
-    let verified = user.email_verified_at.is_some();
-    let eligible = match purpose {
-        OtpPurpose::VerifyEmail => !verified,
-        OtpPurpose::Login => verified,
-        OtpPurpose::PasswordReset => true,
-        OtpPurpose::LoginChallenge => false,
-    };
-    if !eligible || !throttle::take_mail_slot(state, &ThrottleKey::code(purpose, email.as_str())).await? {
+    if !throttle::take_mail_slot(state, &key).await? {
         return Ok(());
     }
     let binding = if purpose == OtpPurpose::VerifyEmail {

@@ -84,14 +84,15 @@ pub async fn issue(
 
 /// Checks `code` and uses it up. Each try first takes one of the code's attempts with a conditional
 /// UPDATE, so parallel guesses never get more tries than allowed; a right code is then consumed by a
-/// second conditional UPDATE, so parallel right submissions succeed exactly once.
+/// second conditional UPDATE, so parallel right submissions succeed exactly once. `None` when the user
+/// holds no live code of the purpose.
 pub async fn consume(
     state: &AppState,
     user: Uuid,
     purpose: OtpPurpose,
     challenge: Option<Uuid>,
     code: &str,
-) -> AppResult<otp::Model> {
+) -> AppResult<Option<otp::Model>> {
     let at = now();
     let mut query = otp::Entity::find()
         .filter(otp::Column::UserId.eq(user))
@@ -101,7 +102,7 @@ pub async fn consume(
         query = query.filter(otp::Column::ChallengeId.eq(challenge));
     }
     let Some(stored) = query.order_by_desc(otp::Column::CreatedAt).one(&state.database).await? else {
-        return Err(AppError::OtpInvalid);
+        return Ok(None);
     };
     check_usable(state, &stored, at)?;
 
@@ -136,7 +137,7 @@ pub async fn consume(
     if consumed.rows_affected == 0 {
         return Err(AppError::OtpInvalid);
     }
-    Ok(stored)
+    Ok(Some(stored))
 }
 
 fn check_usable(state: &AppState, stored: &otp::Model, at: DateTime<Utc>) -> AppResult<()> {

@@ -161,6 +161,7 @@ pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32)
         locked_until_ms: Set(None),
         last_mail_ms: Set(None),
         last_failure_ms: Set(Some(now_ms())),
+        code_attempts: Set(0),
     })
     .on_conflict(
         OnConflict::column(address_throttle::Column::Key)
@@ -263,15 +264,59 @@ pub async fn take_mail_slot(state: &AppState, key: &ThrottleKey) -> AppResult<bo
             address_throttle::Column::Failures,
             address_throttle::Column::LockLevel,
             address_throttle::Column::LastMailMs,
+            address_throttle::Column::CodeAttempts,
         ])
-        .values_panic([key.0.clone().into(), 0.into(), 0.into(), now.into()])
+        .values_panic([key.0.clone().into(), 0.into(), 0.into(), now.into(), 0.into()])
         .on_conflict(
             OnConflict::column(address_throttle::Column::Key)
-                .update_column(address_throttle::Column::LastMailMs)
+                .update_columns([
+                    address_throttle::Column::LastMailMs,
+                    address_throttle::Column::CodeAttempts,
+                ])
                 .action_and_where(slot_free)
                 .to_owned(),
         )
         .to_owned();
     let outcome = state.database.execute(&statement).await?;
     Ok(outcome.rows_affected() == 1)
+}
+
+/// The answer to a code checked for an address that holds no live code of this purpose: no account, an
+/// account not eligible for it, or its code already used. It is what a code mailed at the address's last
+/// mail slot would answer (`otp_invalid` for each of the first `max_attempts` tries, then
+/// `otp_attempts_exceeded`, and `otp_expired` once its life is over), so the answers do not tell which
+/// addresses have accounts. The tries are counted by one conditional statement, as a real code's are.
+pub async fn decoy_code_answer(
+    state: &AppState,
+    key: &ThrottleKey,
+    life: std::time::Duration,
+    max_attempts: u32,
+) -> AppResult<AppError> {
+    let now = now_ms();
+    let Some(sent) = address_throttle::Entity::find_by_id(key.0.clone())
+        .one(&state.database)
+        .await?
+        .and_then(|row| row.last_mail_ms)
+    else {
+        return Ok(AppError::OtpInvalid);
+    };
+    if sent.saturating_add(i64::try_from(life.as_millis()).unwrap_or(i64::MAX)) <= now {
+        return Ok(AppError::OtpExpired);
+    }
+    let maximum = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+    let counted = address_throttle::Entity::update_many()
+        .col_expr(
+            address_throttle::Column::CodeAttempts,
+            Expr::col(address_throttle::Column::CodeAttempts).add(1),
+        )
+        .filter(address_throttle::Column::Key.eq(key.0.clone()))
+        .filter(address_throttle::Column::LastMailMs.eq(sent))
+        .filter(address_throttle::Column::CodeAttempts.lt(maximum))
+        .exec(&state.database)
+        .await?;
+    Ok(if counted.rows_affected == 0 {
+        AppError::OtpAttemptsExceeded
+    } else {
+        AppError::OtpInvalid
+    })
 }

@@ -51,14 +51,85 @@ async fn passwordless_sign_in_with_a_login_code() {
     assert_problem(again, 400, "otp_invalid").await;
 }
 
-#[actix_web::test]
-async fn codes_are_only_mailed_to_eligible_addresses() {
-    let app = spawn_app().await;
+/// A verified account, an unverified one (its registration code mailed) and an address with no account.
+async fn three_addresses(app: &TestApp) -> (String, String, String) {
     let (verified, _) = app.user_with_session().await;
     let unverified = unique_email();
     app.register(&unverified, PASSWORD).await;
     app.mail.wait_for_mail(&unverified, 0).await;
+    (verified, unverified, unique_email())
+}
+
+/// Guesses `tries` wrong codes at `path` for `email`, and answers the error codes in order.
+async fn wrong_code_answers(app: &TestApp, path: &str, email: &str, not_this: &str, tries: usize) -> Vec<String> {
+    let wrong = format!("{}{}", (not_this.as_bytes()[0] - b'0' + 1) % 10, &not_this[1..]);
+    let mut answers = Vec::new();
+    for _ in 0..tries {
+        let body = json!({"email": email, "code": wrong, "new_password": "a fresh new passphrase"});
+        let response = app.post_json(path, &body).await;
+        let body: Value = response.json().await.unwrap();
+        answers.push(body["code"].as_str().unwrap_or("none").to_owned());
+    }
+    answers
+}
+
+#[actix_web::test]
+async fn code_checks_answer_alike_whether_or_not_an_address_has_a_code() {
+    let app = spawn_app().await;
+    let (verified, unverified, unknown) = three_addresses(&app).await;
+    // Codes are asked for all three; only the verified account is sent one.
+    request_code(&app, &unknown, "password_reset").await;
+    request_code(&app, &unknown, "login").await;
+    request_code(&app, &unverified, "login").await;
+    let code = mailed_code(&app, &verified, "login", "Your sign-in code").await;
+    let reset_code = mailed_code(&app, &verified, "password_reset", "Your password reset code").await;
+
+    // OTP_MAX_ATTEMPTS (5) wrong tries, then the code is spent: the same answers for all.
+    let mut expected = vec!["otp_invalid".to_owned(); 5];
+    expected.push("otp_attempts_exceeded".to_owned());
+    for email in [&verified, &unverified, &unknown] {
+        assert_eq!(
+            wrong_code_answers(&app, "/api/auth/otp/login", email, &code, 6).await,
+            expected,
+            "login codes for {email}"
+        );
+    }
+    for email in [&verified, &unknown] {
+        assert_eq!(
+            wrong_code_answers(&app, "/api/auth/password/reset", email, &reset_code, 6).await,
+            expected,
+            "reset codes for {email}"
+        );
+    }
+    // With no code asked for, there is nothing to spend.
+    let never_asked = unique_email();
+    assert_eq!(
+        wrong_code_answers(&app, "/api/auth/otp/login", &never_asked, &code, 6).await,
+        vec!["otp_invalid".to_owned(); 6]
+    );
+}
+
+#[actix_web::test]
+async fn an_expired_code_and_a_missing_one_answer_alike() {
+    let app = spawn_app_with(&[("OTP_TTL", "1")]).await;
+    let (verified, _) = app.user_with_session().await;
     let unknown = unique_email();
+    request_code(&app, &unknown, "login").await;
+    let code = mailed_code(&app, &verified, "login", "Your sign-in code").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for email in [&verified, &unknown] {
+        assert_eq!(
+            wrong_code_answers(&app, "/api/auth/otp/login", email, &code, 1).await,
+            vec!["otp_expired".to_owned()],
+            "{email}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn codes_are_only_mailed_to_eligible_addresses() {
+    let app = spawn_app().await;
+    let (verified, unverified, unknown) = three_addresses(&app).await;
 
     request_code(&app, &unknown, "login").await;
     request_code(&app, &unknown, "password_reset").await;
