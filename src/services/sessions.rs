@@ -58,7 +58,7 @@ impl SessionSummary {
 }
 
 /// A token pair for one session: what every sign-in and refresh answers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignedIn {
     pub user: UserView,
     pub session_id: Uuid,
@@ -66,6 +66,19 @@ pub struct SignedIn {
     pub expires_in: i64,
     pub refresh_token: String,
     pub refresh_expires_in: i64,
+}
+
+/// Never the tokens: a `{:?}` in a log line must not hand out a session.
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SignedIn")
+            .field("user", &self.user.id)
+            .field("session_id", &self.session_id)
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether a session is past its absolute or idle limit at `at`.
@@ -393,7 +406,33 @@ pub fn device_label(user_agent: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::device_label;
+    use super::{SignedIn, device_label};
+    use crate::services::users::{MfaView, UserView};
+
+    #[test]
+    fn debug_output_never_shows_the_tokens() {
+        let signed_in = SignedIn {
+            user: UserView {
+                id: uuid::Uuid::now_v7(),
+                email: "someone@example.com".to_owned(),
+                name: None,
+                email_verified: true,
+                mfa: MfaView {
+                    email_otp: false,
+                    totp: false,
+                },
+                created_at: chrono::Utc::now(),
+            },
+            session_id: uuid::Uuid::now_v7(),
+            access_token: "eyJ.secret-access.token".to_owned(),
+            expires_in: 900,
+            refresh_token: "secret-refresh-token".to_owned(),
+            refresh_expires_in: 2_592_000,
+        };
+        let shown = format!("{signed_in:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains(&signed_in.session_id.to_string()), "{shown}");
+    }
 
     #[test]
     fn labels_browsers_and_apps() {
