@@ -1,6 +1,7 @@
 //! The road every session change travels after the database has recorded it: to this node's
 //! `SessionManager` in process, and on PostgreSQL through `LISTEN/NOTIFY` to every other node. A node
-//! whose listening connection drops catches up from the revocation log once it listens again.
+//! whose listening connection drops, or goes silent (its own heartbeat stops arriving), listens on a new
+//! connection at once and catches up from the revocation log.
 
 use std::time::Duration;
 
@@ -20,8 +21,14 @@ use super::{
 pub const CHANNEL: &str = "authd_events";
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; revocations are split below this.
 const SESSIONS_PER_NOTIFICATION: usize = 150;
-/// The wait before listening again after the connection dropped.
+/// The wait before listening again after an attempt that failed at once (the database is down, say); a
+/// connection that served a while and dropped is replaced without waiting.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How often a node sends itself a notification on its own channel, through the shared pool.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// A listening connection that hears nothing for this long, not even its node's heartbeat, is taken for
+/// dead (a half-open TCP connection never reports an error) and replaced.
+const SILENCE_LIMIT: Duration = Duration::from_secs(6);
 
 /// What one node tells the others.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,18 +158,64 @@ impl EventBus {
             .as_ref()
             .clone()
             .application_name(&listener_name(self.node));
-        let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(options);
         let (manager, node, lists) = (self.manager.clone(), self.node, self.lists.clone());
         tokio::spawn(async move {
             loop {
+                let started = std::time::Instant::now();
+                // A pool of its own each time, so a connection taken for dead is never handed back.
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(SILENCE_LIMIT)
+                    .connect_lazy_with(options.clone());
                 match listen(&pool, &manager, &lists, node, &catch_up).await {
                     Ok(()) => tracing::warn!("lost the event bus connection; listening again"),
                     Err(error) => tracing::warn!(%error, "the event bus failed; listening again"),
                 }
-                tokio::time::sleep(RECONNECT_DELAY).await;
+                // While deaf, this node accepts tokens other nodes have revoked: listen again at once,
+                // unless the last attempt failed right away.
+                if started.elapsed() < SILENCE_LIMIT {
+                    tokio::time::sleep(RECONNECT_DELAY).await;
+                }
             }
         });
+        spawn_heartbeat(database.clone(), node);
     }
+}
+
+/// The channel only `node` listens on, for its heartbeat.
+fn heartbeat_channel(node: Uuid) -> String {
+    format!("authd_heartbeat_{}", node.simple())
+}
+
+/// Sends the node's listening connection a notification every `HEARTBEAT_INTERVAL`, through the shared
+/// pool, so a listener that stops hearing anything knows its connection is gone.
+fn spawn_heartbeat(database: DatabaseConnection, node: Uuid) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(HEARTBEAT_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let beat = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, '')",
+                [heartbeat_channel(node).into()],
+            );
+            if let Err(error) = database.execute_raw(beat).await {
+                tracing::warn!(%error, "cannot send the event bus heartbeat");
+            }
+        }
+    });
+}
+
+/// Why a node stopped listening.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error(transparent)]
+    Connection(#[from] sqlx::Error),
+    #[error("cannot catch up on revocations: {0}")]
+    CatchUp(DbErr),
+    #[error("heard nothing for {0:?}, not even the heartbeat")]
+    Silent(Duration),
 }
 
 /// The `application_name` of a node's listening connection.
@@ -176,21 +229,37 @@ async fn listen<F, Fut>(
     lists: &SessionLists,
     node: Uuid,
     catch_up: &F,
-) -> Result<(), sqlx::Error>
+) -> Result<(), ListenError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Vec<SessionsRevoked>, DbErr>>,
 {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    // Listening again: whatever ended while the node was deaf is in the log. The manager skips what it knows.
-    // Sign-ins are not logged, so every list copy goes.
-    lists.rows.forget_all();
-    match catch_up().await {
-        Ok(events) => events.into_iter().for_each(|event| manager.do_send(event)),
-        Err(error) => tracing::warn!(%error, "cannot catch up on revocations"),
-    }
-    while let Some(notification) = listener.try_recv().await? {
+    let start = async {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen_all([CHANNEL, heartbeat_channel(node).as_str()]).await?;
+        // Listening again: whatever ended while the node was deaf is in the log. The manager skips what it
+        // knows. Sign-ins are not logged, so every list copy goes. A catch-up that fails is a failed
+        // attempt: the node listens again and retries it, rather than going on without what it missed.
+        lists.rows.forget_all();
+        let events = catch_up().await.map_err(ListenError::CatchUp)?;
+        events.into_iter().for_each(|event| manager.do_send(event));
+        Ok::<_, ListenError>(listener)
+    };
+    let mut listener = tokio::time::timeout(SILENCE_LIMIT, start)
+        .await
+        .map_err(|_| ListenError::Silent(SILENCE_LIMIT))??;
+    loop {
+        // Dropping the wait at the limit loses nothing: the connection is replaced and the log read again.
+        let notification = match tokio::time::timeout(SILENCE_LIMIT, listener.try_recv()).await {
+            Err(_) => return Err(ListenError::Silent(SILENCE_LIMIT)),
+            Ok(received) => match received? {
+                Some(notification) => notification,
+                None => return Ok(()),
+            },
+        };
+        if notification.channel() != CHANNEL {
+            continue;
+        }
         match serde_json::from_str::<Envelope>(notification.payload()) {
             Ok(envelope) if envelope.origin == node => {}
             Ok(Envelope {
@@ -210,5 +279,4 @@ where
             Err(error) => tracing::warn!(%error, "unreadable event bus message"),
         }
     }
-    Ok(())
 }

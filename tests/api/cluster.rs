@@ -223,6 +223,72 @@ async fn a_node_that_lost_its_listening_connection_catches_up() {
     .await;
 }
 
+/// Resumes a stopped PostgreSQL backend, whatever the test's outcome.
+struct Stopped(i32);
+
+impl Stopped {
+    fn signal(pid: i32, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        Self::signal(self.0, "-CONT");
+    }
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_node_whose_listening_connection_goes_silent_replaces_it_and_catches_up() {
+    let (node_a, node_b) = two_nodes().await;
+    let (_, tokens) = node_a.user_with_session().await;
+    let mut socket = node_b.socket(&tokens.access).await;
+
+    // Stopping node B's listening backend leaves its connection open and silent, like a half-open TCP
+    // connection after a partition: no error ever reaches the node.
+    let database = Database::connect(&node_a.database_url).await.unwrap();
+    let name = authd::realtime::bus::listener_name(node_b.application_state.bus.node());
+    let pid: i32 = database
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            [name.into()],
+        ))
+        .await
+        .unwrap()
+        .expect("node B listens")
+        .try_get("", "pid")
+        .unwrap();
+    Stopped::signal(pid, "-STOP");
+    let _resume = Stopped(pid);
+    assert_eq!(
+        node_a
+            .post_authed("/api/auth/logout", &tokens.access, None)
+            .await
+            .status(),
+        204
+    );
+
+    // Node B notices the silence (its heartbeat does not come back), listens anew and reads the log.
+    let started = Instant::now();
+    while node_b.get_authed("/api/users/me", &tokens.access).await.status() == 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "node B never learned of the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let event = socket.next_json().await;
+    assert_eq!(event["type"], "session_revoked");
+    assert_eq!(event["reason"], "logout");
+    assert_eq!(socket.close_code(Duration::from_secs(5)).await, 4001);
+}
+
 #[actix_web::test]
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
 async fn delivery_latency_across_two_nodes() {
