@@ -14,10 +14,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    events::ServerMessage,
+    events::{ServerMessage, SessionsRevoked},
     session_manager::{Connect, Disconnect, Push, SessionManager},
 };
-use crate::services::{AppState, revocation};
+use crate::services::{
+    AppState,
+    revocation::{self, Expiry},
+};
 
 /// The largest message a client may send, fragments added up.
 pub const MAXIMUM_MESSAGE_BYTES: usize = 4 * 1024;
@@ -104,11 +107,19 @@ impl WsSession {
             let session = actor.session;
             let check = async move { revocation::end_if_over(&state, session).await };
             context.spawn(check.into_actor(actor).map(|outcome, actor, context| match outcome {
-                Ok(Some(next)) => {
+                Ok(Expiry::Later(next)) => {
                     actor.ends_at = next;
                     actor.watch_expiry(context);
                 }
-                Ok(None) => {}
+                // Ended now, the manager has it already. Ended earlier while this socket is still open, the
+                // node missed it (its bus was down longer than the catch-up reaches): the manager marks it
+                // and tells this socket and the user's others, as if it had just heard.
+                Ok(Expiry::Over { reason, at }) => actor.manager().do_send(SessionsRevoked {
+                    user: actor.user,
+                    sessions: vec![actor.session],
+                    reason,
+                    revoked_at: at,
+                }),
                 Err(error) => tracing::error!(%error, "cannot end an expired session"),
             }));
         });

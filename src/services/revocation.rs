@@ -76,20 +76,42 @@ pub async fn end_sessions_telling(
     Ok(ended)
 }
 
+/// What `end_if_over` found.
+pub enum Expiry {
+    /// The session lives; it could end at this moment next.
+    Later(DateTime<Utc>),
+    /// The session is over: ended now for its age, or earlier (gone with its account counts as `revoked`).
+    Over {
+        reason: RevocationReason,
+        at: DateTime<Utc>,
+    },
+}
+
 /// Ends a session that has reached its absolute or idle limit. When it has not, answers the moment it
-/// next could; `None` when the session is already over.
-pub async fn end_if_over(state: &AppState, id: Uuid) -> AppResult<Option<DateTime<Utc>>> {
+/// next could.
+pub async fn end_if_over(state: &AppState, id: Uuid) -> AppResult<Expiry> {
     let Some(model) = session::Entity::find_by_id(id).one(&state.database).await? else {
-        return Ok(None);
+        return Ok(Expiry::Over {
+            reason: RevocationReason::Revoked,
+            at: now(),
+        });
     };
-    if model.revoked_at.is_some() {
-        return Ok(None);
+    if let Some(at) = model.revoked_at {
+        let reason = model
+            .revoked_reason
+            .as_deref()
+            .and_then(RevocationReason::parse)
+            .unwrap_or(RevocationReason::Revoked);
+        return Ok(Expiry::Over { reason, at });
     }
     if super::sessions::is_expired(state, &model, now()) {
         end_sessions(state, model.user_id, Scope::One(model.id), RevocationReason::Expired).await?;
-        return Ok(None);
+        return Ok(Expiry::Over {
+            reason: RevocationReason::Expired,
+            at: now(),
+        });
     }
-    Ok(Some(super::sessions::ends_at(state, &model)))
+    Ok(Expiry::Later(super::sessions::ends_at(state, &model)))
 }
 
 /// The database half of a revocation, inside the caller's transaction: the sessions' rows, the revocation

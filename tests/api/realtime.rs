@@ -192,6 +192,39 @@ async fn a_session_reaching_its_absolute_life_is_pushed_as_expired() {
 }
 
 #[actix_web::test]
+async fn a_socket_whose_node_missed_the_end_of_its_session_is_told_at_its_next_check() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let app = spawn_app_with(&[("SESSION_TTL", "3")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    let mut socket = app.socket(&tokens.access).await;
+    // The session ends in the database alone, as another node would end it while this one's bus is down
+    // for longer than the catch-up reaches back.
+    let session: uuid::Uuid = tokens.session.parse().unwrap();
+    entity::session::Entity::update_many()
+        .col_expr(entity::session::Column::RevokedAt, Expr::value(chrono::Utc::now()))
+        .col_expr(entity::session::Column::RevokedReason, Expr::value("logout"))
+        .filter(entity::session::Column::Id.eq(session))
+        .exec(&app.application_state.database)
+        .await
+        .unwrap();
+    // When the socket checks its session at the session's time limit, it finds the end it missed.
+    let event = tokio::time::timeout(Duration::from_secs(8), socket.next_json())
+        .await
+        .expect("the socket is told");
+    assert_eq!(
+        event,
+        json!({"type": "session_revoked", "session_id": tokens.session, "reason": "logout"})
+    );
+    assert_eq!(socket.close_code(CLOSE_WAIT).await, 4001);
+    assert_problem(
+        app.get_authed("/api/users/me", &tokens.access).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+}
+
+#[actix_web::test]
 async fn an_idle_session_ends_and_its_socket_is_told_but_a_refresh_keeps_it() {
     let app = spawn_app_with(&[("SESSION_IDLE_TTL", "2")]).await;
     let (email, idle) = app.user_with_session().await;
