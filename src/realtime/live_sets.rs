@@ -9,15 +9,23 @@ use std::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::RevocationReason;
+
 /// Sessions ended recently enough that one of their access tokens could still be presented, each with
-/// the time after which that is no longer possible.
+/// the time after which that is no longer possible and why it ended.
 pub struct RevokedSessions {
-    entries: Arc<RwLock<HashMap<Uuid, DateTime<Utc>>>>,
+    entries: Arc<RwLock<HashMap<Uuid, Ended>>>,
 }
 
 #[derive(Clone)]
 pub struct RevokedSessionsView {
-    entries: Arc<RwLock<HashMap<Uuid, DateTime<Utc>>>>,
+    entries: Arc<RwLock<HashMap<Uuid, Ended>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Ended {
+    forget_at: DateTime<Utc>,
+    reason: RevocationReason,
 }
 
 impl RevokedSessions {
@@ -31,23 +39,25 @@ impl RevokedSessions {
         )
     }
 
-    /// Marks a session ended until `forget_at`; true when it was not marked before.
-    pub fn insert(&self, session: Uuid, forget_at: DateTime<Utc>) -> bool {
+    /// Marks a session ended for `reason` until `forget_at`; true when it was not marked before.
+    pub fn insert(&self, session: Uuid, forget_at: DateTime<Utc>, reason: RevocationReason) -> bool {
         let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.insert(session, forget_at).is_none()
+        entries.insert(session, Ended { forget_at, reason }).is_none()
     }
 
-    pub fn contains(&self, session: &Uuid) -> bool {
+    /// Why the session ended, while it is marked.
+    pub fn reason_of(&self, session: &Uuid) -> Option<RevocationReason> {
         self.entries
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains_key(session)
+            .get(session)
+            .map(|ended| ended.reason)
     }
 
     /// Drops entries whose tokens have all expired.
     pub fn prune(&self, now: DateTime<Utc>) {
         let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.retain(|_, forget_at| *forget_at > now);
+        entries.retain(|_, ended| ended.forget_at > now);
     }
 
     pub fn len(&self) -> usize {

@@ -9,6 +9,8 @@ use std::{
 use actix::prelude::*;
 use uuid::Uuid;
 
+use crate::domain::RevocationReason;
+
 use super::{
     events::{ServerMessage, SessionCreated, SessionsRevoked},
     live_sets::{LocalPresence, LocalPresenceView, RevokedSessions, RevokedSessionsView},
@@ -25,14 +27,22 @@ pub enum Push {
     Revoked(String),
 }
 
-/// A socket opened for a session. Answers false when that session has already ended.
+/// A socket opened for a session. Answers why, when that session has already ended (it may have ended
+/// between the upgrade's check and this message), so the socket can say so before it closes.
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Admission")]
 pub struct Connect {
     pub user: Uuid,
     pub session: Uuid,
     pub socket: u64,
     pub recipient: Recipient<Push>,
+}
+
+/// What the manager answers a `Connect`.
+#[derive(Debug, Clone, Copy, MessageResponse)]
+pub enum Admission {
+    Accepted,
+    Ended(RevocationReason),
 }
 
 #[derive(Message)]
@@ -125,7 +135,7 @@ impl Handler<SessionsRevoked> for SessionManager {
             .sessions
             .iter()
             .copied()
-            .filter(|session| self.revoked.insert(*session, forget_at))
+            .filter(|session| self.revoked.insert(*session, forget_at, event.reason))
             .collect();
         if ended.is_empty() {
             return;
@@ -172,11 +182,11 @@ impl Handler<SessionCreated> for SessionManager {
 }
 
 impl Handler<Connect> for SessionManager {
-    type Result = bool;
+    type Result = Admission;
 
-    fn handle(&mut self, connect: Connect, _: &mut Self::Context) -> bool {
-        if self.revoked.contains(&connect.session) {
-            return false;
+    fn handle(&mut self, connect: Connect, _: &mut Self::Context) -> Admission {
+        if let Some(reason) = self.revoked.reason_of(&connect.session) {
+            return Admission::Ended(reason);
         }
         self.sockets
             .entry(connect.user)
@@ -187,7 +197,7 @@ impl Handler<Connect> for SessionManager {
         if self.presence.add(connect.session) {
             self.shared_presence.online(connect.session, connect.user);
         }
-        true
+        Admission::Accepted
     }
 }
 
@@ -213,5 +223,70 @@ impl Handler<Disconnect> for SessionManager {
         if self.presence.remove(disconnect.session) {
             self.shared_presence.offline(disconnect.session);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A stand-in socket: records what the manager pushes.
+    struct Recorder(Arc<std::sync::Mutex<Vec<Push>>>);
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Push> for Recorder {
+        type Result = ();
+
+        fn handle(&mut self, push: Push, _: &mut Self::Context) {
+            self.0.lock().unwrap().push(push);
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_socket_of_a_session_that_ended_before_it_connected_learns_why() {
+        let database = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let (manager, views) = SessionManager::new(
+            Duration::from_secs(900),
+            PresenceWriter::start(database, Uuid::now_v7()),
+            Arc::new(crate::metrics::Metrics::new().unwrap()),
+        );
+        let manager = manager.start();
+        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let pushed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let socket = Recorder(pushed.clone()).start();
+        let connect = |number: u64| Connect {
+            user,
+            session,
+            socket: number,
+            recipient: socket.clone().recipient(),
+        };
+
+        assert!(matches!(manager.send(connect(1)).await.unwrap(), Admission::Accepted));
+        manager
+            .send(SessionsRevoked {
+                user,
+                sessions: vec![session],
+                reason: RevocationReason::PasswordChanged,
+                revoked_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        assert!(views.revoked.contains(&session));
+        // The socket that was open is told; one that connects after the end learns the same reason.
+        assert!(matches!(
+            manager.send(connect(2)).await.unwrap(),
+            Admission::Ended(RevocationReason::PasswordChanged)
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let pushed = pushed.lock().unwrap();
+        assert!(
+            matches!(pushed.as_slice(), [Push::Revoked(text)] if text.contains("password_changed")),
+            "{pushed:?}"
+        );
     }
 }

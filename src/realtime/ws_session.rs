@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     events::{ServerMessage, SessionsRevoked},
-    session_manager::{Connect, Disconnect, Push, SessionManager},
+    session_manager::{Admission, Connect, Disconnect, Push, SessionManager},
 };
 use crate::services::{
     AppState,
@@ -152,15 +152,25 @@ impl Actor for WsSession {
         self.manager()
             .send(connect)
             .into_actor(self)
-            .then(|accepted, actor, context| {
-                if matches!(accepted, Ok(true)) {
-                    let hello = ServerMessage::Hello {
-                        session_id: actor.session,
-                        user_id: actor.user,
-                    };
-                    context.text(hello.to_json());
-                } else {
-                    Self::close(context, CloseCode::Other(SESSION_ENDED_CLOSE_CODE), "session_revoked");
+            .then(|admission, actor, context| {
+                match admission {
+                    Ok(Admission::Accepted) => {
+                        let hello = ServerMessage::Hello {
+                            session_id: actor.session,
+                            user_id: actor.user,
+                        };
+                        context.text(hello.to_json());
+                    }
+                    // Ended between the upgrade's check and now: told as if it had ended a moment later.
+                    Ok(Admission::Ended(reason)) => {
+                        let revoked = ServerMessage::SessionRevoked {
+                            session_id: actor.session,
+                            reason,
+                        };
+                        context.text(revoked.to_json());
+                        Self::close(context, CloseCode::Other(SESSION_ENDED_CLOSE_CODE), "session_revoked");
+                    }
+                    Err(_) => Self::close(context, CloseCode::Error, "unavailable"),
                 }
                 fut::ready(())
             })
