@@ -2,7 +2,10 @@
 //! it, and refreshes those rows on a heartbeat. A row older than `STALE_AFTER` no longer counts, so the
 //! sessions of a crashed node go offline within a minute.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use entity::session_presence;
@@ -45,13 +48,14 @@ impl PresenceWriter {
 
 async fn write_changes(database: DatabaseConnection, node: Uuid, mut changes: mpsc::UnboundedReceiver<Change>) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    let mut online: HashSet<Uuid> = HashSet::new();
+    // Each session with a socket here, with its user.
+    let mut online: HashMap<Uuid, Uuid> = HashMap::new();
     loop {
         let outcome = tokio::select! {
             change = changes.recv() => match change {
                 Some(Change::Online { session, user }) => {
-                    online.insert(session);
-                    upsert(&database, node, session, user).await
+                    online.insert(session, user);
+                    upsert(&database, node, [(session, user)]).await
                 }
                 Some(Change::Offline { session }) => {
                     online.remove(&session);
@@ -72,26 +76,38 @@ async fn write_changes(database: DatabaseConnection, node: Uuid, mut changes: mp
     }
 }
 
-async fn upsert(database: &DatabaseConnection, node: Uuid, session: Uuid, user: Uuid) -> Result<(), DbErr> {
-    session_presence::Entity::insert(session_presence::ActiveModel {
-        node_id: Set(node),
-        session_id: Set(session),
-        user_id: Set(user),
-        seen_at: Set(crate::services::now()),
-    })
-    .on_conflict(
-        OnConflict::columns([session_presence::Column::NodeId, session_presence::Column::SessionId])
-            .update_column(session_presence::Column::SeenAt)
-            .to_owned(),
-    )
-    .exec(database)
-    .await
-    .map(|_| ())
+async fn upsert(
+    database: &DatabaseConnection,
+    node: Uuid,
+    sessions: impl IntoIterator<Item = (Uuid, Uuid)>,
+) -> Result<(), DbErr> {
+    let seen_at = crate::services::now();
+    let rows: Vec<_> = sessions
+        .into_iter()
+        .map(|(session, user)| session_presence::ActiveModel {
+            node_id: Set(node),
+            session_id: Set(session),
+            user_id: Set(user),
+            seen_at: Set(seen_at),
+        })
+        .collect();
+    // Four parameters a row: chunks keep each statement far below PostgreSQL's 65,535.
+    for chunk in rows.chunks(1_000) {
+        session_presence::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([session_presence::Column::NodeId, session_presence::Column::SessionId])
+                    .update_column(session_presence::Column::SeenAt)
+                    .to_owned(),
+            )
+            .exec(database)
+            .await?;
+    }
+    Ok(())
 }
 
-async fn refresh(database: &DatabaseConnection, node: Uuid, online: &HashSet<Uuid>) -> Result<(), DbErr> {
+async fn refresh(database: &DatabaseConnection, node: Uuid, online: &HashMap<Uuid, Uuid>) -> Result<(), DbErr> {
     if !online.is_empty() {
-        session_presence::Entity::update_many()
+        let refreshed = session_presence::Entity::update_many()
             .col_expr(
                 session_presence::Column::SeenAt,
                 sea_orm::sea_query::Expr::value(crate::services::now()),
@@ -99,6 +115,11 @@ async fn refresh(database: &DatabaseConnection, node: Uuid, online: &HashSet<Uui
             .filter(session_presence::Column::NodeId.eq(node))
             .exec(database)
             .await?;
+        // A row is missing (a write that failed, or rows pruned while this node could not reach the
+        // database): write them all again, or other nodes would show a connected session as offline.
+        if refreshed.rows_affected < online.len() as u64 {
+            upsert(database, node, online.iter().map(|(session, user)| (*session, *user))).await?;
+        }
     }
     // Rows of nodes gone for an hour are of no use to anyone.
     session_presence::Entity::delete_many()

@@ -139,6 +139,35 @@ async fn presence_and_new_sign_ins_cross_nodes() {
 
 #[actix_web::test]
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
+async fn a_lost_presence_row_is_written_again_by_the_next_heartbeat() {
+    let (node_a, node_b) = two_nodes().await;
+    let (_, laptop) = node_a.user_with_session().await;
+    let _socket = node_b.socket(&laptop.access).await;
+    crate::realtime::wait_for_online(&node_a, &laptop.access, &laptop.session, true).await;
+    // The row goes, as when a write failed or rows were pruned while node B could not reach the database.
+    let database = Database::connect(&node_a.database_url).await.unwrap();
+    database
+        .execute_unprepared("DELETE FROM session_presence")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + authd::realtime::presence::HEARTBEAT + Duration::from_secs(5);
+    let mut seen_offline = false;
+    loop {
+        let online = crate::realtime::online_of(&node_a, &laptop.access, &laptop.session).await;
+        seen_offline |= !online;
+        if online && seen_offline {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the socket on node B never showed as online again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_web::test]
+#[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
 async fn a_crashed_nodes_presence_goes_stale() {
     let (node_a, _) = two_nodes().await;
     let (_, tokens) = node_a.user_with_session().await;

@@ -465,7 +465,7 @@ async fn a_silent_client_is_dropped_after_the_timeout() {
     assert!(kept.is_err(), "a lively client was sent something: {kept:?}");
 }
 
-async fn online_of(app: &TestApp, access: &str, session: &str) -> bool {
+pub async fn online_of(app: &TestApp, access: &str, session: &str) -> bool {
     let listed: Value = app.get_authed("/api/auth/sessions", access).await.json().await.unwrap();
     listed["sessions"]
         .as_array()
