@@ -120,9 +120,16 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
             }
             drop(turn);
             // A parallel refresh with the same token won the swap (answer as it did), or the session ended.
-            rotation_time(state, &link.presented)
+            let child = stored_successor(state, &link.presented)
                 .await?
-                .ok_or(AppError::RefreshTokenInvalid)?
+                .ok_or(AppError::RefreshTokenInvalid)?;
+            // A successor made under another key (the access secret changed meanwhile) is not the one this
+            // node would answer, and the one it would does not exist: inside the grace there is nothing
+            // true to answer; after it, this is a reuse like any other.
+            if child.token_hash != successor_hash && at - child.created_at <= seconds(state.settings.refresh_grace) {
+                return Err(AppError::RefreshTokenInvalid);
+            }
+            child.created_at
         }
     };
 
@@ -208,12 +215,14 @@ async fn touch(state: &AppState, owner: session::Model, at: DateTime<Utc>) -> Ap
 
 /// When `presented` was rotated: the creation of the token that names it as parent, in its live session.
 /// `None` when it has not been, or its session has ended.
-async fn rotation_time(state: &AppState, presented: &refresh_token::Model) -> AppResult<Option<DateTime<Utc>>> {
-    let child = refresh_token::Entity::find()
+async fn stored_successor(
+    state: &AppState,
+    presented: &refresh_token::Model,
+) -> AppResult<Option<refresh_token::Model>> {
+    Ok(refresh_token::Entity::find()
         .inner_join(session::Entity)
         .filter(session::Column::RevokedAt.is_null())
         .filter(refresh_token::Column::ParentId.eq(presented.id))
         .one(&state.database)
-        .await?;
-    Ok(child.map(|row| row.created_at))
+        .await?)
 }

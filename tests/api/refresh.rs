@@ -184,6 +184,28 @@ async fn after_a_secret_change_the_newest_token_goes_on_and_an_older_one_is_stil
 }
 
 #[actix_web::test]
+async fn inside_the_grace_a_node_with_another_secret_hands_out_no_token_that_does_not_exist() {
+    let before = spawn_app_with(&[("REFRESH_GRACE", "30")]).await;
+    let (_, first) = before.user_with_session().await;
+    let second = Tokens::from_body(before.refresh(&first.refresh).await.json().await.unwrap());
+    let after = spawn_node_of(
+        &before,
+        &[
+            ("REFRESH_GRACE", "30"),
+            ("JWT_ACCESS_SECRET", "another-jwt-secret-that-is-at-least-32-bytes-long"),
+        ],
+    )
+    .await;
+    // A second tab retries the first token on the other node within the grace: that node would derive a
+    // successor the chain does not hold.
+    assert_problem(after.refresh(&first.refresh).await, 401, "refresh_token_invalid").await;
+    // The chain itself goes on, and nothing was ended.
+    let third = after.refresh(&second.refresh).await;
+    assert_eq!(third.status(), StatusCode::OK);
+    assert_eq!(Tokens::from_body(third.json().await.unwrap()).session, first.session);
+}
+
+#[actix_web::test]
 async fn the_chain_order_does_not_depend_on_the_clocks_of_the_nodes_that_rotated_it() {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
     let app = spawn_app_with(&[("REFRESH_GRACE", "1")]).await;
