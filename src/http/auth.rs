@@ -185,7 +185,7 @@ pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> AppResu
         let caller = AuthUser::from_token(&state, token)?;
         account::logout(&state, caller.user, caller.session).await?;
     } else if let Some(token) = refresh_cookie_value(&request) {
-        account::logout_with_refresh_token(&state, &token).await?;
+        refresh::logout(&state, &token).await?;
     } else {
         return Err(AppError::Unauthorized);
     }

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::{
     AppState, login, now,
-    refresh::session_of,
     revocation::{self, Scope},
     throttle, users,
 };
@@ -20,13 +19,6 @@ use crate::{
     email::Mail,
     error::{AppError, AppResult},
 };
-
-/// Ends the session a refresh token belongs to (a cookie logout).
-pub async fn logout_with_refresh_token(state: &AppState, token: &str) -> AppResult<()> {
-    let owner = session_of(state, token).await?;
-    revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Logout).await?;
-    Ok(())
-}
 
 pub async fn logout(state: &AppState, user: Uuid, session: Uuid) -> AppResult<()> {
     revocation::end_sessions(state, user, Scope::One(session), RevocationReason::Logout).await?;

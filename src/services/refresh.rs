@@ -136,6 +136,12 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     if at - rotated_at <= seconds(state.settings.refresh_grace) {
         return sessions::token_pair(state, user, &owner, successor, at);
     }
+    end_for_reuse(state, &owner, &user.email).await?;
+    Err(AppError::RefreshTokenReused)
+}
+
+/// Ends the session of a token shown again after its rotation's grace, and tells the owner by mail.
+async fn end_for_reuse(state: &AppState, owner: &session::Model, email: &str) -> AppResult<()> {
     let notice = Mail::RefreshTokenReused {
         device: owner.device.clone(),
     };
@@ -144,10 +150,32 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
         owner.user_id,
         Scope::One(owner.id),
         RevocationReason::RefreshTokenReused,
-        Some((&user.email, &notice)),
+        Some((email, &notice)),
     )
     .await?;
-    Err(AppError::RefreshTokenReused)
+    Ok(())
+}
+
+/// Ends the session a refresh token belongs to (a cookie logout). A token already rotated out for longer
+/// than the grace is a reuse, as it would be at `/refresh`: the session ends for that reason and its owner
+/// is told, though the caller, who asked for the session to end, is answered as for any logout.
+pub async fn logout(state: &AppState, token: &str) -> AppResult<()> {
+    let owner = session_of(state, token).await?;
+    let presented = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash_token(token)))
+        .one(&state.database)
+        .await?
+        .ok_or(AppError::RefreshTokenInvalid)?;
+    let rotated_at = match stored_successor(state, &presented).await? {
+        Some(child) => Some(child.created_at),
+        None => presented.rotated_at,
+    };
+    if rotated_at.is_some_and(|rotated_at| now() - rotated_at > seconds(state.settings.refresh_grace)) {
+        let email = users::current(state, owner.user_id).await?.email;
+        return end_for_reuse(state, &owner, &email).await;
+    }
+    revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Logout).await?;
+    Ok(())
 }
 
 /// The compare-and-swap: inserts the successor's row, naming `presented` as its parent, while the session is

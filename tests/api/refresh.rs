@@ -124,6 +124,30 @@ async fn the_refresh_cookie_works_without_a_body_or_with_an_empty_object() {
 }
 
 #[actix_web::test]
+async fn a_cookie_logout_with_a_rotated_out_token_ends_the_session_as_a_reuse() {
+    let app = spawn_app_with(&[("REFRESH_GRACE", "1")]).await;
+    let (email, first) = app.user_with_session().await;
+    let second = Tokens::from_body(app.refresh(&first.refresh).await.json().await.unwrap());
+    let mut socket = app.socket(&second.access).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Someone holding the first token, rotated out long ago, signs "out" with it.
+    let logout = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .header("cookie", format!("refresh_token={}", first.refresh))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let event = socket.next_json().await;
+    assert_eq!(event["type"], "session_revoked");
+    assert_eq!(event["reason"], "refresh_token_reused");
+    app.mail
+        .wait_for_subject(&email, "A session of yours was ended for your safety")
+        .await;
+}
+
+#[actix_web::test]
 async fn unknown_or_malformed_refresh_tokens_are_invalid() {
     let app = spawn_app().await;
     assert_problem(app.refresh("not-a-token").await, 401, "refresh_token_invalid").await;
