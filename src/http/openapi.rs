@@ -3,8 +3,14 @@
 use actix_web::HttpResponse;
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        Content, RefOr, Response,
+        path::Operation,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
+
+use crate::error::PROBLEM_JSON;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,7 +40,7 @@ use utoipa::{
         super::health::metrics,
     ),
     components(schemas(super::auth::ChallengeResponse, crate::error::Problem, crate::error::FieldError, crate::domain::RevocationReason)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &ProblemAnswers),
 )]
 pub struct ApiDoc;
 
@@ -52,6 +58,76 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every handler can give without saying so in its annotation: every error is problem+json;
+/// a body that is not JSON (415), too large (413) or has invalid fields (422); a missing or refused token
+/// (401); the per-IP budget (429) on the endpoints that spend it.
+struct ProblemAnswers;
+
+/// The endpoints that spend the per-IP budget (`docs/API.md`, rate limits).
+const IP_BUDGET_PATHS: [&str; 7] = [
+    "/api/auth/register",
+    "/api/auth/verify-email",
+    "/api/auth/login",
+    "/api/auth/login/verify",
+    "/api/auth/otp/request",
+    "/api/auth/otp/login",
+    "/api/auth/password/reset",
+];
+
+impl Modify for ProblemAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                complete(operation, IP_BUDGET_PATHS.contains(&path.as_str()));
+            }
+        }
+    }
+}
+
+fn complete(operation: &mut Operation, spends_ip_budget: bool) {
+    let mut implied = Vec::new();
+    if operation.request_body.is_some() {
+        implied.extend([
+            ("413", "the body is too large"),
+            ("415", "the body is not JSON"),
+            ("422", "validation_failed: `errors` names each field"),
+        ]);
+    }
+    if operation.security.is_some() {
+        implied.push(("401", "unauthorized, token_expired or session_revoked"));
+    }
+    if spends_ip_budget {
+        implied.push(("429", "rate_limited (with Retry-After)"));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in implied {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        if !status.starts_with(['4', '5']) {
+            continue;
+        }
+        let schema = response
+            .content
+            .shift_remove("application/json")
+            .and_then(|content| content.schema);
+        let schema = schema.unwrap_or_else(|| RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem")));
+        response
+            .content
+            .insert(PROBLEM_JSON.to_owned(), Content::new(Some(schema)));
     }
 }
 

@@ -11,8 +11,13 @@ use actix_web::{
 
 use crate::error::{AppError, PROBLEM_JSON};
 
-pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, AppError> {
-    Err(AppError::MethodNotAllowed)
+/// 405 with the `Allow` header RFC 9110 asks for.
+pub async fn method_not_allowed(allowed: &'static str) -> actix_web::HttpResponse {
+    let mut response = AppError::MethodNotAllowed.error_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+    response
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {

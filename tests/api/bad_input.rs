@@ -75,18 +75,16 @@ async fn unknown_routes_and_wrong_methods_speak_problem_json() {
         "not_found",
     )
     .await;
-    assert_problem(
-        app.client.get(app.url("/api/auth/login")).send().await.unwrap(),
-        405,
-        "method_not_allowed",
-    )
-    .await;
-    assert_problem(
-        app.client.put(app.url("/api/users/me")).send().await.unwrap(),
-        405,
-        "method_not_allowed",
-    )
-    .await;
+    // A 405 names the methods the path takes.
+    for (method, path, allowed) in [
+        (reqwest::Method::GET, "/api/auth/login", "POST"),
+        (reqwest::Method::PUT, "/api/users/me", "GET, PATCH, DELETE"),
+        (reqwest::Method::TRACE, "/health/live", "GET"),
+    ] {
+        let response = app.client.request(method, app.url(path)).send().await.unwrap();
+        assert_eq!(response.headers()["allow"], allowed, "{path}");
+        assert_problem(response, 405, "method_not_allowed").await;
+    }
 }
 
 #[actix_web::test]

@@ -69,6 +69,30 @@ async fn the_openapi_document_covers_every_endpoint() {
             "{method} {path} is missing"
         );
     }
+    // Every error is documented as problem+json, with the answers every handler of its kind can give.
+    let login = &paths["/api/auth/login"]["post"]["responses"];
+    for status in ["401", "413", "415", "422", "429"] {
+        assert!(
+            login[status]["content"]["application/problem+json"].is_object(),
+            "login {status}: {}",
+            login[status]
+        );
+    }
+    let me = &paths["/api/users/me"]["patch"]["responses"];
+    assert!(me["401"]["content"]["application/problem+json"].is_object(), "{me}");
+    assert!(me["429"].is_null(), "PATCH /api/users/me does not spend the IP budget");
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with(['4', '5']) {
+                    assert!(
+                        response["content"].get("application/json").is_none(),
+                        "{method} {path} {status} is documented as plain JSON"
+                    );
+                }
+            }
+        }
+    }
     let docs = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(
