@@ -26,7 +26,9 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordRequest {
+    #[schema(format = Password)]
     pub current_password: String,
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

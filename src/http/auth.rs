@@ -17,7 +17,9 @@ use crate::{
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
     pub name: Option<String>,
 }
@@ -29,13 +31,16 @@ pub struct StatusResponse {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyEmailRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
+    #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     pub email: String,
+    #[schema(format = Password)]
     pub password: String,
 }
 

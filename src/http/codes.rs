@@ -19,6 +19,7 @@ use crate::{
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CodeRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
     /// `verify_email`, `login` or `password_reset`.
     pub purpose: OtpPurpose,
@@ -26,14 +27,19 @@ pub struct CodeRequest {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CodeLoginRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
+    #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ResetRequest {
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
+    #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -42,6 +48,7 @@ pub struct ChallengeAnswer {
     pub challenge_id: Uuid,
     /// `email_otp` (later `totp`, `recovery_code`).
     pub method: String,
+    #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
 }
 

@@ -62,7 +62,7 @@ impl Modify for BearerScheme {
 }
 
 /// The answers every handler can give without saying so in its annotation: every error is problem+json;
-/// a body that is not JSON (415), too large (413) or has invalid fields (422); a missing or refused token
+/// a body that is not JSON (415 for its type, 400 for its text), too large (413) or has invalid fields (422); a missing or refused token
 /// (401); the per-IP budget (429) on the endpoints that spend it.
 struct ProblemAnswers;
 
@@ -98,6 +98,7 @@ fn complete(operation: &mut Operation, spends_ip_budget: bool) {
     let mut implied = Vec::new();
     if operation.request_body.is_some() {
         implied.extend([
+            ("400", "malformed_request: the body is not valid JSON"),
             ("413", "the body is too large"),
             ("415", "the body is not JSON"),
             ("422", "validation_failed: `errors` names each field"),

@@ -41,6 +41,7 @@ pub async fn ticket(state: web::Data<AppState>, caller: AuthUser) -> AppResult<H
 /// Upgrades to the WebSocket that carries `hello`, `session_revoked`, `session_created` and `session_ended`.
 #[utoipa::path(get, path = "/api/ws", tag = "realtime", params(UpgradeQuery),
     responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 400, description = "malformed_request: not a WebSocket upgrade", body = crate::error::Problem),
         (status = 401, body = crate::error::Problem), (status = 403, description = "origin_not_allowed", body = crate::error::Problem)),
     security((), ("bearer" = [])))]
 pub async fn upgrade(
