@@ -59,14 +59,6 @@ pub struct LogoutAllRequest {
 #[derive(Default)]
 pub struct Problems(Vec<FieldError>);
 
-/// `Password::parse_new` on a blocking thread: the common-password estimate of a long input takes
-/// milliseconds, too long to hold one of the few async workers that serve every other request.
-pub async fn parse_new_password(raw: String) -> AppResult<Result<Password, &'static str>> {
-    actix_web::web::block(move || Password::parse_new(&raw))
-        .await
-        .map_err(|_| AppError::Internal("the password check did not finish".to_owned()))
-}
-
 impl Problems {
     pub fn check<T>(&mut self, field: &str, result: Result<T, &'static str>) -> Option<T> {
         result
@@ -81,6 +73,14 @@ impl Problems {
             Err(AppError::ValidationFailed(self.0))
         }
     }
+}
+
+/// `Password::parse_new` on a blocking thread: the common-password estimate of a long input takes
+/// milliseconds, too long to hold one of the few async workers that serve every other request.
+pub async fn parse_new_password(raw: String) -> AppResult<Result<Password, &'static str>> {
+    actix_web::web::block(move || Password::parse_new(&raw))
+        .await
+        .map_err(|_| AppError::Internal("the password check did not finish".to_owned()))
 }
 
 pub fn parse_code(code: &str) -> AppResult<&str> {

@@ -68,14 +68,6 @@ async fn read_link(state: &AppState, presented_hash: &str, successor_hash: Optio
     })
 }
 
-/// The live session a refresh token belongs to, or why there is none.
-pub async fn session_of(state: &AppState, token: &str) -> AppResult<session::Model> {
-    if !is_well_formed(token) {
-        return Err(AppError::RefreshTokenInvalid);
-    }
-    Ok(read_link(state, &hash_token(token), None).await?.owner)
-}
-
 pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let outcome = rotate(state, token).await;
     let label = match &outcome {
@@ -160,12 +152,10 @@ async fn end_for_reuse(state: &AppState, owner: &session::Model, email: &str) ->
 /// than the grace is a reuse, as it would be at `/refresh`: the session ends for that reason and its owner
 /// is told, though the caller, who asked for the session to end, is answered as for any logout.
 pub async fn logout(state: &AppState, token: &str) -> AppResult<()> {
-    let owner = session_of(state, token).await?;
-    let presented = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash_token(token)))
-        .one(&state.database)
-        .await?
-        .ok_or(AppError::RefreshTokenInvalid)?;
+    if !is_well_formed(token) {
+        return Err(AppError::RefreshTokenInvalid);
+    }
+    let Link { presented, owner, .. } = read_link(state, &hash_token(token), None).await?;
     let rotated_at = match stored_successor(state, &presented).await? {
         Some(child) => Some(child.created_at),
         None => presented.rotated_at,

@@ -198,6 +198,21 @@ async fn a_crashed_nodes_presence_goes_stale() {
     assert_eq!(listed["sessions"][0]["online"], false);
 }
 
+/// The process id of `node`'s listening PostgreSQL backend, read through `database`.
+async fn listener_pid(database: &sea_orm::DatabaseConnection, node: &TestApp) -> i32 {
+    let name = authd::realtime::bus::listener_name(node.application_state.bus.node());
+    let pids = database
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            [name.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(pids.len(), 1, "the node has one listening connection");
+    pids[0].try_get("", "pid").unwrap()
+}
+
 #[actix_web::test]
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
 async fn a_node_that_lost_its_listening_connection_catches_up() {
@@ -206,22 +221,14 @@ async fn a_node_that_lost_its_listening_connection_catches_up() {
     let mut socket = node_b.socket(&tokens.access).await;
 
     let database = Database::connect(&node_a.database_url).await.unwrap();
-    let name = authd::realtime::bus::listener_name(node_b.application_state.bus.node());
-    let listeners = |sql: &'static str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [name.clone().into()]);
-    let pids = database
-        .query_all_raw(listeners(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(pids.len(), 1, "node B had one listening connection");
-    let pid: i32 = pids[0].try_get("", "pid").unwrap();
+    let pid = listener_pid(&database, &node_b).await;
     let by_pid = |sql: &'static str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [pid.into()]);
     database
         .query_all_raw(by_pid("SELECT pg_terminate_backend($1)"))
         .await
         .unwrap();
-    // Revoke once node B is deaf (it listens again a second later), so the notification is missed.
+    // Revoke once node B is deaf (a connection lost within 6 s of its start is replaced a second later), so
+    // the notification is missed.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !database
         .query_all_raw(by_pid("SELECT pid FROM pg_stat_activity WHERE pid = $1"))
@@ -281,18 +288,7 @@ async fn a_node_whose_listening_connection_goes_silent_replaces_it_and_catches_u
     // Stopping node B's listening backend leaves its connection open and silent, like a half-open TCP
     // connection after a partition: no error ever reaches the node.
     let database = Database::connect(&node_a.database_url).await.unwrap();
-    let name = authd::realtime::bus::listener_name(node_b.application_state.bus.node());
-    let pid: i32 = database
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-            [name.into()],
-        ))
-        .await
-        .unwrap()
-        .expect("node B listens")
-        .try_get("", "pid")
-        .unwrap();
+    let pid = listener_pid(&database, &node_b).await;
     Stopped::signal(pid, "-STOP");
     let _resume = Stopped(pid);
     assert_eq!(

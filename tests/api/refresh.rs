@@ -4,6 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
+    TestApp,
     app::{PASSWORD, Tokens, assert_problem},
     spawn_app, spawn_app_with, spawn_node_of,
 };
@@ -178,20 +179,26 @@ async fn a_session_past_its_absolute_life_expires_and_its_tokens_never_outlive_i
     assert_problem(app.refresh(&tokens.refresh).await, 401, "session_expired").await;
 }
 
-#[actix_web::test]
-async fn after_a_secret_change_the_newest_token_goes_on_and_an_older_one_is_still_a_reuse() {
-    let before = spawn_app_with(&[("REFRESH_GRACE", "1")]).await;
+/// A session whose first token was rotated on one node, and a second node on its database with another
+/// JWT_ACCESS_SECRET, from which the successor key comes: there every token's successor is another.
+async fn rotated_then_another_secret(grace: &str) -> (TestApp, TestApp, Tokens, Tokens) {
+    let before = spawn_app_with(&[("REFRESH_GRACE", grace)]).await;
     let (_, first) = before.user_with_session().await;
     let second = Tokens::from_body(before.refresh(&first.refresh).await.json().await.unwrap());
-    // The successor key comes from JWT_ACCESS_SECRET: after a change, every token's successor is another.
     let after = spawn_node_of(
         &before,
         &[
-            ("REFRESH_GRACE", "1"),
+            ("REFRESH_GRACE", grace),
             ("JWT_ACCESS_SECRET", "another-jwt-secret-that-is-at-least-32-bytes-long"),
         ],
     )
     .await;
+    (before, after, first, second)
+}
+
+#[actix_web::test]
+async fn after_a_secret_change_the_newest_token_goes_on_and_an_older_one_is_still_a_reuse() {
+    let (_before, after, first, second) = rotated_then_another_secret("1").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
     let response = after.refresh(&second.refresh).await;
@@ -209,17 +216,7 @@ async fn after_a_secret_change_the_newest_token_goes_on_and_an_older_one_is_stil
 
 #[actix_web::test]
 async fn inside_the_grace_a_node_with_another_secret_hands_out_no_token_that_does_not_exist() {
-    let before = spawn_app_with(&[("REFRESH_GRACE", "30")]).await;
-    let (_, first) = before.user_with_session().await;
-    let second = Tokens::from_body(before.refresh(&first.refresh).await.json().await.unwrap());
-    let after = spawn_node_of(
-        &before,
-        &[
-            ("REFRESH_GRACE", "30"),
-            ("JWT_ACCESS_SECRET", "another-jwt-secret-that-is-at-least-32-bytes-long"),
-        ],
-    )
-    .await;
+    let (_before, after, first, second) = rotated_then_another_secret("30").await;
     // A second tab retries the first token on the other node within the grace: that node would derive a
     // successor the chain does not hold.
     assert_problem(after.refresh(&first.refresh).await, 401, "refresh_token_invalid").await;
