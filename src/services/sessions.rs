@@ -206,9 +206,6 @@ pub async fn sign_in_with(
     } else {
         let turn = state.write_turn().await;
         let transaction = state.database.begin().await?;
-        if let Some(key) = unless_locked {
-            throttle::refuse_if_locked(&transaction, key).await?;
-        }
         session::Entity::insert(session::ActiveModel {
             id: Set(model.id),
             user_id: Set(model.user_id),
@@ -223,6 +220,12 @@ pub async fn sign_in_with(
         })
         .exec(&transaction)
         .await?;
+        // Checked after the first write, so SQLite already holds its write lock: a read first would make the
+        // insert a read-to-write upgrade, which fails at once if another connection wrote in between. A lock
+        // found here drops the transaction, and with it the session.
+        if let Some(key) = unless_locked {
+            throttle::refuse_if_locked(&transaction, key).await?;
+        }
         insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
         if new_device {
             let mail = Mail::NewSignIn {
