@@ -42,6 +42,10 @@ pub struct Settings {
     pub ws_ping_interval: Duration,
     /// How long a silent WebSocket is kept (`WS_CLIENT_TIMEOUT`, 45 s).
     pub ws_client_timeout: Duration,
+    /// Threads that run argon2 (`PASSWORD_HASH_THREADS`, one per core). Fewer leave cores free during a
+    /// login flood, for a database on the same machine: its commits slow down whenever every core is busy,
+    /// even with work of the lowest priority.
+    pub password_hash_threads: usize,
 }
 
 /// Every problem found in the configuration, each naming its variable and never its value.
@@ -116,6 +120,14 @@ impl Settings {
         let login_lockout_threshold = reader.number("LOGIN_LOCKOUT_THRESHOLD", 10u32);
         let ws_ping_interval = reader.seconds("WS_PING_INTERVAL", 15);
         let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let password_hash_threads = reader.number("PASSWORD_HASH_THREADS", cores);
+        // Each thread keeps 19 MiB of argon2 memory: the bound keeps a typo from taking gigabytes.
+        if !(1..=MOST_HASH_THREADS).contains(&password_hash_threads) {
+            reader.problems.push(format!(
+                "PASSWORD_HASH_THREADS must be between 1 and {MOST_HASH_THREADS}"
+            ));
+        }
         for (name, value) in [
             ("ACCESS_TOKEN_TTL", access_token_ttl),
             ("SESSION_TTL", session_ttl),
@@ -170,6 +182,7 @@ impl Settings {
                 login_lockout_threshold,
                 ws_ping_interval,
                 ws_client_timeout,
+                password_hash_threads,
             }),
             _ => Err(ConfigError { problems }),
         }
@@ -186,6 +199,7 @@ impl Settings {
 }
 
 const LONGEST_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
+const MOST_HASH_THREADS: usize = 64;
 
 struct Reader<'a, F: Fn(&str) -> Option<String>> {
     lookup: &'a F,

@@ -65,9 +65,8 @@ impl Application {
             async move { revocation::recent(&database, now() - seconds(window)).await }
         });
 
-        let hashing_slots = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
         let state = web::Data::new(AppState {
-            passwords: PasswordHasher::new(hashing_slots)?,
+            passwords: PasswordHasher::new(settings.password_hash_threads)?,
             access_tokens: AccessTokens::new(
                 &settings.jwt_access_secret,
                 &settings.jwt_issuer,

@@ -68,6 +68,10 @@ struct Options {
     /// Load-generator threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// The server's argon2 threads (`PASSWORD_HASH_THREADS`); its default is one per core. Every row of
+    /// a run that sets it says so.
+    #[arg(long)]
+    hash_threads: Option<usize>,
 }
 
 #[derive(Serialize, Clone, Default)]
@@ -782,7 +786,12 @@ fn main() {
     let json_path = options.json.clone();
     let rows = actix_web::rt::System::new().block_on(async move {
         let fixtures = Fixtures::create(&options).await;
-        let node = Node::start(&fixtures.url, &fixtures.data_dir, &[]);
+        let hash_threads = options.hash_threads.map(|threads| threads.to_string());
+        let server_settings: Vec<(&str, &str)> = hash_threads
+            .iter()
+            .map(|threads| ("PASSWORD_HASH_THREADS", threads.as_str()))
+            .collect();
+        let node = Node::start(&fixtures.url, &fixtures.data_dir, &server_settings);
         let backend = fixtures.backend.clone();
         let mut rows = Vec::new();
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -970,6 +979,11 @@ fn main() {
         }
         drop(node);
         fixtures.remove().await;
+        if let Some(threads) = &hash_threads {
+            for row in &mut rows {
+                row.note = format!("{}; PASSWORD_HASH_THREADS={threads}", row.note).trim_start_matches("; ").to_owned();
+            }
+        }
         rows
     });
     let table = markdown(&rows);

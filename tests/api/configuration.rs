@@ -124,3 +124,28 @@ fn the_default_database_lives_in_the_data_dir_and_socket_timers_must_be_positive
     .unwrap_err();
     assert!(error.to_string().contains("WS_PING_INTERVAL"));
 }
+
+#[test]
+fn password_hash_threads_default_to_the_cores_and_are_bounded() {
+    let data_dir = std::env::temp_dir()
+        .join("authd-tests")
+        .join("hash-threads")
+        .display()
+        .to_string();
+    let settings = |value: Option<&'static str>| {
+        Settings::from_lookup(|name| match name {
+            "PASSWORD_HASH_THREADS" => value.map(str::to_owned),
+            "DATA_DIR" => Some(data_dir.clone()),
+            _ => None,
+        })
+    };
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    assert_eq!(settings(None).unwrap().password_hash_threads, cores);
+    assert_eq!(settings(Some("1")).unwrap().password_hash_threads, 1);
+    assert_eq!(settings(Some("64")).unwrap().password_hash_threads, 64);
+    for refused in ["0", "65", "-1", "two"] {
+        let error = settings(Some(refused)).unwrap_err().to_string();
+        assert!(error.contains("PASSWORD_HASH_THREADS"), "{refused}: {error}");
+        assert!(!error.contains(refused), "the value is echoed: {error}");
+    }
+}
