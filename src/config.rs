@@ -42,7 +42,7 @@ pub struct Settings {
     pub ws_ping_interval: Duration,
     /// How long a silent WebSocket is kept (`WS_CLIENT_TIMEOUT`, 45 s).
     pub ws_client_timeout: Duration,
-    /// Threads that run argon2 (`PASSWORD_HASH_THREADS`, one per core). Fewer leave cores free during a
+    /// Threads that run argon2 (`PASSWORD_HASH_THREADS`, one per core, at most 256). Fewer leave cores free during a
     /// login flood, for a database on the same machine: its commits slow down whenever every core is busy,
     /// even with work of the lowest priority.
     pub password_hash_threads: usize,
@@ -121,7 +121,7 @@ impl Settings {
         let ws_ping_interval = reader.seconds("WS_PING_INTERVAL", 15);
         let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let password_hash_threads = reader.number("PASSWORD_HASH_THREADS", cores);
+        let password_hash_threads = reader.number("PASSWORD_HASH_THREADS", cores.min(MOST_HASH_THREADS));
         // Each thread keeps 19 MiB of argon2 memory: the bound keeps a typo from taking gigabytes.
         if !(1..=MOST_HASH_THREADS).contains(&password_hash_threads) {
             reader.problems.push(format!(
@@ -199,7 +199,7 @@ impl Settings {
 }
 
 const LONGEST_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
-const MOST_HASH_THREADS: usize = 64;
+const MOST_HASH_THREADS: usize = 256;
 
 struct Reader<'a, F: Fn(&str) -> Option<String>> {
     lookup: &'a F,
