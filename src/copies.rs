@@ -3,6 +3,10 @@
 //! generation number, and a read stores what it loaded only if the number it saw before its query still
 //! holds, so rows read before a change never outlive it. Numbers are never reused, so an entry dropped and
 //! made again cannot take an older read either.
+//!
+//! A copy that only aged (nothing dropped it) can be served a while longer when `serving_stale_for` says
+//! so, to the requests that come while one of them reloads it: a slow database then delays that one
+//! request instead of every request for the key. A drop still ends the copy at once.
 
 use std::{
     collections::HashMap,
@@ -21,10 +25,14 @@ const LIMIT: usize = 100_000;
 struct Entry<V> {
     generation: u64,
     copy: Option<(Arc<V>, Instant)>,
+    /// When a request began to reload the aged copy; the others are served the old copy meanwhile.
+    reloading_since: Option<Instant>,
 }
 
 pub struct Copies<V> {
     life: Duration,
+    /// How long past its life an aged copy is served while a reload runs.
+    stale_for: Duration,
     entries: RwLock<HashMap<Uuid, Entry<V>>>,
     generations: AtomicU64,
 }
@@ -40,9 +48,16 @@ impl<V> Copies<V> {
     pub fn new(life: Duration) -> Self {
         Self {
             life,
+            stale_for: Duration::ZERO,
             entries: RwLock::new(HashMap::new()),
             generations: AtomicU64::new(0),
         }
+    }
+
+    /// Also serves an aged copy up to `stale_for` past its life to the requests that come while one
+    /// request reloads it (and for as long, when a reload gives up).
+    pub fn serving_stale_for(self, stale_for: Duration) -> Self {
+        Self { stale_for, ..self }
     }
 
     /// The copy for `key` while it is fresh; otherwise `load` runs and its answer is kept (unless `key` was
@@ -68,6 +83,7 @@ impl<V> Copies<V> {
         if let Some(entry) = entries.get_mut(key) {
             entry.generation = generation;
             entry.copy = None;
+            entry.reloading_since = None;
         }
     }
 
@@ -82,23 +98,38 @@ impl<V> Copies<V> {
     fn lookup(&self, key: Uuid) -> Lookup<V> {
         {
             let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(Entry {
-                copy: Some((copy, stored)),
-                ..
-            }) = entries.get(&key)
-                && stored.elapsed() < self.life
-            {
-                return Lookup::Fresh(copy.clone());
+            if let Some(copy) = entries.get(&key).and_then(|entry| self.servable(entry)) {
+                return Lookup::Fresh(copy);
             }
         }
         let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= LIMIT {
-            let life = self.life;
-            entries.retain(|_, entry| matches!(&entry.copy, Some((_, stored)) if stored.elapsed() < life));
+            let kept = self.life + self.stale_for;
+            entries.retain(|_, entry| matches!(&entry.copy, Some((_, stored)) if stored.elapsed() < kept));
         }
         let generation = self.next_generation();
-        let entry = entries.entry(key).or_insert(Entry { generation, copy: None });
+        let entry = entries.entry(key).or_insert(Entry {
+            generation,
+            copy: None,
+            reloading_since: None,
+        });
+        // Looked at again: another request may have stored or begun a reload since the read above.
+        if let Some(copy) = self.servable(entry) {
+            return Lookup::Fresh(copy);
+        }
+        entry.reloading_since = Some(Instant::now());
         Lookup::Missing(entry.generation)
+    }
+
+    /// The entry's copy while it is fresh, or while it is aged less than `stale_for` past its life and a
+    /// reload that began less than `stale_for` ago runs.
+    fn servable(&self, entry: &Entry<V>) -> Option<Arc<V>> {
+        let (copy, stored) = entry.copy.as_ref()?;
+        let age = stored.elapsed();
+        let reloading = entry
+            .reloading_since
+            .is_some_and(|since| since.elapsed() < self.stale_for);
+        (age < self.life || (reloading && age < self.life + self.stale_for)).then(|| copy.clone())
     }
 
     fn store(&self, key: Uuid, generation: u64, value: Arc<V>) {
@@ -107,6 +138,7 @@ impl<V> Copies<V> {
             && entry.generation == generation
         {
             entry.copy = Some((value, Instant::now()));
+            entry.reloading_since = None;
         }
     }
 
@@ -163,6 +195,62 @@ mod tests {
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
         copies.store(key, new, Arc::new(2));
         assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 2));
+    }
+
+    /// Copies that age at once and are served stale for a minute while a reload runs.
+    fn stale_copies() -> Copies<u32> {
+        Copies::new(Duration::ZERO).serving_stale_for(Duration::from_secs(60))
+    }
+
+    #[test]
+    fn an_aged_copy_is_served_while_one_request_reloads_it() {
+        let copies = stale_copies();
+        let key = Uuid::now_v7();
+        let generation = ticket(&copies, key);
+        copies.store(key, generation, Arc::new(1));
+        // The first request after the copy aged reloads it; the others meanwhile get the old copy.
+        let reload = ticket(&copies, key);
+        assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 1));
+        assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 1));
+        copies.store(key, reload, Arc::new(2));
+        // Stored, it ages at once again: the next request reloads, and the others get the new copy.
+        ticket(&copies, key);
+        assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 2));
+    }
+
+    #[test]
+    fn a_dropped_copy_is_never_served_stale() {
+        let copies = stale_copies();
+        let key = Uuid::now_v7();
+        let generation = ticket(&copies, key);
+        copies.store(key, generation, Arc::new(1));
+        let reload = ticket(&copies, key);
+        copies.forget(&key);
+        assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
+        copies.store(key, reload, Arc::new(1));
+        assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
+    }
+
+    #[test]
+    fn without_a_stale_window_every_request_reloads_an_aged_copy() {
+        let copies = Copies::<u32>::new(Duration::ZERO);
+        let key = Uuid::now_v7();
+        let generation = ticket(&copies, key);
+        copies.store(key, generation, Arc::new(1));
+        ticket(&copies, key);
+        assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
+    }
+
+    #[test]
+    fn a_reload_that_gave_up_is_taken_over_after_the_stale_window() {
+        let copies = Copies::<u32>::new(Duration::ZERO).serving_stale_for(Duration::from_millis(20));
+        let key = Uuid::now_v7();
+        let generation = ticket(&copies, key);
+        copies.store(key, generation, Arc::new(1));
+        ticket(&copies, key);
+        assert!(matches!(copies.lookup(key), Lookup::Fresh(_)));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
     }
 
     #[test]

@@ -84,7 +84,10 @@ impl Application {
             bus,
             views,
             metrics,
-            user_views: crate::copies::Copies::new(std::time::Duration::from_secs(1)),
+            // An aged copy is served up to 4 s more while one request reloads it, so a slow database holds up
+            // that request only, not every `me` of the user.
+            user_views: crate::copies::Copies::new(std::time::Duration::from_secs(1))
+                .serving_stale_for(std::time::Duration::from_secs(4)),
             write_turns: (database.get_database_backend() == sea_orm::DbBackend::Sqlite)
                 .then(|| tokio::sync::Mutex::new(())),
             database,
