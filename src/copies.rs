@@ -176,9 +176,7 @@ mod tests {
     #[test]
     fn a_read_is_kept_until_a_change() {
         let copies = copies();
-        let key = Uuid::now_v7();
-        let generation = ticket(&copies, key);
-        copies.store(key, generation, Arc::new(1));
+        let key = stored_copy(&copies, 1);
         assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 1));
         copies.forget(&key);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
@@ -197,6 +195,14 @@ mod tests {
         assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 2));
     }
 
+    /// A new key whose copy holds `value`.
+    fn stored_copy(copies: &Copies<u32>, value: u32) -> Uuid {
+        let key = Uuid::now_v7();
+        let generation = ticket(copies, key);
+        copies.store(key, generation, Arc::new(value));
+        key
+    }
+
     /// Copies that age at once and are served stale for a minute while a reload runs.
     fn stale_copies() -> Copies<u32> {
         Copies::new(Duration::ZERO).serving_stale_for(Duration::from_secs(60))
@@ -205,9 +211,7 @@ mod tests {
     #[test]
     fn an_aged_copy_is_served_while_one_request_reloads_it() {
         let copies = stale_copies();
-        let key = Uuid::now_v7();
-        let generation = ticket(&copies, key);
-        copies.store(key, generation, Arc::new(1));
+        let key = stored_copy(&copies, 1);
         // The first request after the copy aged reloads it; the others meanwhile get the old copy.
         let reload = ticket(&copies, key);
         assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 1));
@@ -221,9 +225,7 @@ mod tests {
     #[test]
     fn a_dropped_copy_is_never_served_stale() {
         let copies = stale_copies();
-        let key = Uuid::now_v7();
-        let generation = ticket(&copies, key);
-        copies.store(key, generation, Arc::new(1));
+        let key = stored_copy(&copies, 1);
         let reload = ticket(&copies, key);
         copies.forget(&key);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
@@ -234,9 +236,7 @@ mod tests {
     #[test]
     fn without_a_stale_window_every_request_reloads_an_aged_copy() {
         let copies = Copies::<u32>::new(Duration::ZERO);
-        let key = Uuid::now_v7();
-        let generation = ticket(&copies, key);
-        copies.store(key, generation, Arc::new(1));
+        let key = stored_copy(&copies, 1);
         ticket(&copies, key);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
     }
@@ -244,9 +244,7 @@ mod tests {
     #[test]
     fn a_reload_that_gave_up_is_taken_over_after_the_stale_window() {
         let copies = Copies::<u32>::new(Duration::ZERO).serving_stale_for(Duration::from_millis(20));
-        let key = Uuid::now_v7();
-        let generation = ticket(&copies, key);
-        copies.store(key, generation, Arc::new(1));
+        let key = stored_copy(&copies, 1);
         ticket(&copies, key);
         assert!(matches!(copies.lookup(key), Lookup::Fresh(_)));
         std::thread::sleep(Duration::from_millis(30));
@@ -256,9 +254,7 @@ mod tests {
     #[test]
     fn a_copy_ages_out() {
         let copies = Copies::<u32>::new(Duration::ZERO);
-        let key = Uuid::now_v7();
-        let generation = ticket(&copies, key);
-        copies.store(key, generation, Arc::new(1));
+        let key = stored_copy(&copies, 1);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
     }
 }
