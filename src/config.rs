@@ -122,7 +122,7 @@ impl Settings {
         let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let password_hash_threads = reader.number("PASSWORD_HASH_THREADS", cores.min(MOST_HASH_THREADS));
-        // Each thread keeps 19 MiB of argon2 memory: the bound keeps a typo from taking gigabytes.
+        // Each thread keeps 19 MiB of argon2 memory: a value past any machine's cores is refused, not obeyed.
         if !(1..=MOST_HASH_THREADS).contains(&password_hash_threads) {
             reader.problems.push(format!(
                 "PASSWORD_HASH_THREADS must be between 1 and {MOST_HASH_THREADS}"

@@ -25,8 +25,8 @@ const LIMIT: usize = 100_000;
 struct Entry<V> {
     generation: u64,
     copy: Option<(Arc<V>, Instant)>,
-    /// When a request began to reload the aged copy; the others are served the old copy meanwhile.
-    reloading_since: Option<Instant>,
+    /// A request is reloading the aged copy; the others are served the old copy meanwhile.
+    reloading: bool,
 }
 
 pub struct Copies<V> {
@@ -55,7 +55,8 @@ impl<V> Copies<V> {
     }
 
     /// Also serves an aged copy up to `stale_for` past its life to the requests that come while one
-    /// request reloads it (and for as long, when a reload gives up).
+    /// request reloads it. A reload that gives up without storing leaves the copy served until then; the
+    /// first request after it reloads.
     pub fn serving_stale_for(self, stale_for: Duration) -> Self {
         Self { stale_for, ..self }
     }
@@ -83,7 +84,7 @@ impl<V> Copies<V> {
         if let Some(entry) = entries.get_mut(key) {
             entry.generation = generation;
             entry.copy = None;
-            entry.reloading_since = None;
+            entry.reloading = false;
         }
     }
 
@@ -104,32 +105,28 @@ impl<V> Copies<V> {
         }
         let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= LIMIT {
-            let kept = self.life + self.stale_for;
-            entries.retain(|_, entry| matches!(&entry.copy, Some((_, stored)) if stored.elapsed() < kept));
+            entries.retain(|_, entry| self.servable(entry).is_some());
         }
         let generation = self.next_generation();
         let entry = entries.entry(key).or_insert(Entry {
             generation,
             copy: None,
-            reloading_since: None,
+            reloading: false,
         });
         // Looked at again: another request may have stored or begun a reload since the read above.
         if let Some(copy) = self.servable(entry) {
             return Lookup::Fresh(copy);
         }
-        entry.reloading_since = Some(Instant::now());
+        entry.reloading = true;
         Lookup::Missing(entry.generation)
     }
 
-    /// The entry's copy while it is fresh, or while it is aged less than `stale_for` past its life and a
-    /// reload that began less than `stale_for` ago runs.
+    /// The entry's copy while it is fresh, or while a reload runs and it is aged less than `stale_for` past
+    /// its life.
     fn servable(&self, entry: &Entry<V>) -> Option<Arc<V>> {
         let (copy, stored) = entry.copy.as_ref()?;
         let age = stored.elapsed();
-        let reloading = entry
-            .reloading_since
-            .is_some_and(|since| since.elapsed() < self.stale_for);
-        (age < self.life || (reloading && age < self.life + self.stale_for)).then(|| copy.clone())
+        (age < self.life || (entry.reloading && age < self.life + self.stale_for)).then(|| copy.clone())
     }
 
     fn store(&self, key: Uuid, generation: u64, value: Arc<V>) {
@@ -138,7 +135,7 @@ impl<V> Copies<V> {
             && entry.generation == generation
         {
             entry.copy = Some((value, Instant::now()));
-            entry.reloading_since = None;
+            entry.reloading = false;
         }
     }
 
@@ -242,12 +239,13 @@ mod tests {
     }
 
     #[test]
-    fn a_reload_that_gave_up_is_taken_over_after_the_stale_window() {
-        let copies = Copies::<u32>::new(Duration::ZERO).serving_stale_for(Duration::from_millis(20));
+    fn an_aged_copy_is_not_served_past_the_stale_window() {
+        let copies = Copies::<u32>::new(Duration::ZERO).serving_stale_for(Duration::from_millis(300));
         let key = stored_copy(&copies, 1);
+        // This reload never stores (as when its request gave up): the copy is served until the window ends.
         ticket(&copies, key);
         assert!(matches!(copies.lookup(key), Lookup::Fresh(_)));
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(350));
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
     }
 

@@ -70,8 +70,8 @@ struct Options {
     threads: usize,
     /// The server's argon2 threads (`PASSWORD_HASH_THREADS`); its default is one per core. Every row of
     /// a run that sets it says so.
-    #[arg(long)]
-    hash_threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    hash_threads: Option<u16>,
 }
 
 #[derive(Serialize, Clone, Default)]
@@ -666,9 +666,9 @@ async fn many_sockets(fixtures: &Fixtures, node: &Node, users: usize, per_user: 
 }
 
 /// Revoke on node A, time to the event on node B's socket.
-async fn cross_node(fixtures: &Fixtures, trials: usize) -> Row {
-    let node_a = Node::start(&fixtures.url, &fixtures.data_dir, &[]);
-    let node_b = Node::start(&fixtures.url, &fixtures.data_dir, &[]);
+async fn cross_node(fixtures: &Fixtures, trials: usize, settings: &[(&str, &str)]) -> Row {
+    let node_a = Node::start(&fixtures.url, &fixtures.data_dir, settings);
+    let node_b = Node::start(&fixtures.url, &fixtures.data_dir, settings);
     let (user, _) = fixtures.user().await;
     let mut samples = Vec::new();
     let client = awc::Client::default();
@@ -968,7 +968,7 @@ fn main() {
                 }
                 "cross-node" => {
                     if options.postgres_url.is_some() {
-                        rows.push(cross_node(&fixtures, if options.smoke { 5 } else { 100 }).await);
+                        rows.push(cross_node(&fixtures, if options.smoke { 5 } else { 100 }, &server_settings).await);
                     } else {
                         eprintln!("cross-node needs --postgres-url: not run");
                     }

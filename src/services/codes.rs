@@ -171,6 +171,7 @@ pub async fn reset_password(
         .queue(&transaction, email.as_str(), &Mail::PasswordChanged)
         .await?;
     transaction.commit().await?;
+    state.user_views.forget(&user_id);
     state.mailer.wake();
     state.bus.sessions_revoked(event).await;
     throttle::clear_failures(state, &ThrottleKey::login(email.as_str())).await?;

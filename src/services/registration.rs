@@ -128,6 +128,7 @@ pub async fn verify_email(
     }
     active.updated_at = Set(at);
     let user = sea_orm::ActiveModelTrait::update(active, &state.database).await?;
+    state.user_views.forget(&user.id);
     sessions::sign_in(state, &user, client).await
 }
 

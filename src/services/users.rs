@@ -83,6 +83,14 @@ pub async fn view(state: &AppState, user: Uuid) -> AppResult<UserView> {
         .get_or_load(user, async {
             Ok::<_, AppError>(UserView::from(&current(state, user).await?))
         })
-        .await?;
-    Ok(UserView::clone(&view))
+        .await;
+    match view {
+        Ok(view) => Ok(UserView::clone(&view)),
+        Err(AppError::SessionRevoked) => {
+            // The account is gone: the aged copy must not be served while its window lasts.
+            state.user_views.forget(&user);
+            Err(AppError::SessionRevoked)
+        }
+        Err(error) => Err(error),
+    }
 }
