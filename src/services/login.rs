@@ -15,7 +15,7 @@ use super::{
     codes::{self, Challenge},
     now,
     sessions::{self, DeviceHistory, SignedIn},
-    throttle::{self, Standing, ThrottleKey},
+    throttle::{self, LockCheck, Standing, ThrottleKey},
 };
 use crate::{
     domain::{EmailAddress, Password},
@@ -120,11 +120,14 @@ async fn attempt(
         Err(other) => return Err(other),
     };
     // A parallel attempt may have locked the address while this one waited for its hash: nothing that tells
-    // the password was right is answered then (the sign-in's own write checks the lock itself).
-    standing.record_success(state, key).await?;
-    if user.email_verified_at.is_none() || user.mfa_email_otp {
-        throttle::refuse_if_locked(&state.database, key).await?;
-    }
+    // the password was right is answered then. A plain sign-in's own write checks the lock.
+    let signs_in_now = user.email_verified_at.is_some() && !user.mfa_email_otp;
+    let check = if signs_in_now {
+        LockCheck::InTheWrite
+    } else {
+        LockCheck::Here
+    };
+    standing.record_success(state, key, check).await?;
     if user.email_verified_at.is_none() {
         return Err(AppError::EmailNotVerified);
     }
@@ -148,9 +151,8 @@ pub async fn confirm_password(state: &AppState, account: &user::Model, password:
         }
     };
     if matches {
-        standing.record_success(state, &key).await?;
         // As at sign-in: a lock set by a parallel attempt meanwhile holds.
-        throttle::refuse_if_locked(&state.database, &key).await
+        standing.record_success(state, &key, LockCheck::Here).await
     } else {
         throttle::record_failure(state, &key, state.settings.login_lockout_threshold).await?;
         Err(AppError::InvalidPassword)

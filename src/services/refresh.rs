@@ -161,7 +161,7 @@ pub async fn logout(state: &AppState, token: &str) -> AppResult<()> {
         None => presented.rotated_at,
     };
     if rotated_at.is_some_and(|rotated_at| now() - rotated_at > seconds(state.settings.refresh_grace)) {
-        let email = users::current(state, owner.user_id).await?.email;
+        let email = users::view(state, owner.user_id).await?.email;
         return end_for_reuse(state, &owner, &email).await;
     }
     revocation::end_sessions(state, owner.user_id, Scope::One(owner.id), RevocationReason::Logout).await?;

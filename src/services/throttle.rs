@@ -124,14 +124,25 @@ pub struct Standing {
     failures: bool,
 }
 
+/// Where a success checks that no parallel attempt locked the address while this one was being checked.
+pub enum LockCheck {
+    /// The caller's own next write checks it (a sign-in's session insert), so no read is spent here.
+    InTheWrite,
+    /// Here: nothing after the success would notice the lock.
+    Here,
+}
+
 impl Standing {
-    /// Clears the address's failures after a success. An address that had none is left alone, so most
-    /// successes write nothing (on SQLite every write waits for the one writer).
-    pub async fn record_success(self, state: &AppState, key: &ThrottleKey) -> AppResult<()> {
-        if self.failures {
-            record_success(state, key).await?;
+    /// Clears the address's failures after a success, and answers `account_locked` when a parallel attempt
+    /// locked the address meanwhile. An address that had no failures is not written, so most successes write
+    /// nothing (on SQLite every write waits for the one writer); its lock is checked as `check` says.
+    pub async fn record_success(self, state: &AppState, key: &ThrottleKey, check: LockCheck) -> AppResult<()> {
+        match (self.failures, check) {
+            // The clear itself happens only while unlocked.
+            (true, _) => record_success(state, key).await,
+            (false, LockCheck::Here) => refuse_if_locked(&state.database, key).await,
+            (false, LockCheck::InTheWrite) => Ok(()),
         }
-        Ok(())
     }
 
     /// Like `record_success`, but clears even a lock a parallel attempt set meanwhile: for a success that

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     TestApp,
-    app::{PASSWORD, SAFARI_IPHONE, assert_problem},
+    app::{PASSWORD, SAFARI_IPHONE, Tokens, assert_problem},
     spawn_app, spawn_node_of,
+    ws::Socket,
 };
 
 const NEEDS_POSTGRES: &str = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL";
@@ -213,24 +214,59 @@ async fn listener_pid(database: &sea_orm::DatabaseConnection, node: &TestApp) ->
     pids[0].try_get("", "pid").unwrap()
 }
 
+/// A session signed in on node A with a socket on node B, and node B's listening backend.
+struct Listening {
+    node_a: TestApp,
+    node_b: TestApp,
+    tokens: Tokens,
+    socket: Socket,
+    /// A connection of the test's own, for reading and signalling the backend.
+    database: sea_orm::DatabaseConnection,
+    /// Node B's listening backend.
+    pid: i32,
+}
+
+impl Listening {
+    async fn start() -> Self {
+        let (node_a, node_b) = two_nodes().await;
+        let (_, tokens) = node_a.user_with_session().await;
+        let socket = node_b.socket(&tokens.access).await;
+        let database = Database::connect(&node_a.database_url).await.unwrap();
+        let pid = listener_pid(&database, &node_b).await;
+        Self {
+            node_a,
+            node_b,
+            tokens,
+            socket,
+            database,
+            pid,
+        }
+    }
+
+    async fn log_out_on_node_a(&self) {
+        let response = self
+            .node_a
+            .post_authed("/api/auth/logout", &self.tokens.access, None)
+            .await;
+        assert_eq!(response.status(), 204);
+    }
+}
+
 #[actix_web::test]
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
 async fn a_node_that_lost_its_listening_connection_catches_up() {
-    let (node_a, node_b) = two_nodes().await;
-    let (_, tokens) = node_a.user_with_session().await;
-    let mut socket = node_b.socket(&tokens.access).await;
-
-    let database = Database::connect(&node_a.database_url).await.unwrap();
-    let pid = listener_pid(&database, &node_b).await;
-    let by_pid = |sql: &'static str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [pid.into()]);
-    database
+    let mut listening = Listening::start().await;
+    let by_pid = |sql: &'static str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [listening.pid.into()]);
+    listening
+        .database
         .query_all_raw(by_pid("SELECT pg_terminate_backend($1)"))
         .await
         .unwrap();
     // Revoke once node B is deaf (a connection lost within 6 s of its start is replaced a second later), so
     // the notification is missed.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !database
+    while !listening
+        .database
         .query_all_raw(by_pid("SELECT pid FROM pg_stat_activity WHERE pid = $1"))
         .await
         .unwrap()
@@ -239,20 +275,14 @@ async fn a_node_that_lost_its_listening_connection_catches_up() {
         assert!(Instant::now() < deadline, "the listening connection did not go away");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        node_a
-            .post_authed("/api/auth/logout", &tokens.access, None)
-            .await
-            .status(),
-        204
-    );
+    listening.log_out_on_node_a().await;
 
-    let event = socket.next_json().await;
-    assert_eq!(event["type"], "session_revoked");
-    assert_eq!(event["reason"], "logout");
-    assert_eq!(socket.close_code(Duration::from_secs(5)).await, 4001);
+    listening.socket.expect_revoked("logout").await;
     assert_problem(
-        node_b.get_authed("/api/users/me", &tokens.access).await,
+        listening
+            .node_b
+            .get_authed("/api/users/me", &listening.tokens.access)
+            .await,
         401,
         "session_revoked",
     )
@@ -281,37 +311,29 @@ impl Drop for Stopped {
 #[actix_web::test]
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
 async fn a_node_whose_listening_connection_goes_silent_replaces_it_and_catches_up() {
-    let (node_a, node_b) = two_nodes().await;
-    let (_, tokens) = node_a.user_with_session().await;
-    let mut socket = node_b.socket(&tokens.access).await;
-
+    let mut listening = Listening::start().await;
     // Stopping node B's listening backend leaves its connection open and silent, like a half-open TCP
     // connection after a partition: no error ever reaches the node.
-    let database = Database::connect(&node_a.database_url).await.unwrap();
-    let pid = listener_pid(&database, &node_b).await;
-    Stopped::signal(pid, "-STOP");
-    let _resume = Stopped(pid);
-    assert_eq!(
-        node_a
-            .post_authed("/api/auth/logout", &tokens.access, None)
-            .await
-            .status(),
-        204
-    );
+    Stopped::signal(listening.pid, "-STOP");
+    let _resume = Stopped(listening.pid);
+    listening.log_out_on_node_a().await;
 
     // Node B notices the silence (its heartbeat does not come back), listens anew and reads the log.
     let started = Instant::now();
-    while node_b.get_authed("/api/users/me", &tokens.access).await.status() == 200 {
+    while listening
+        .node_b
+        .get_authed("/api/users/me", &listening.tokens.access)
+        .await
+        .status()
+        == 200
+    {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "node B never learned of the revocation"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let event = socket.next_json().await;
-    assert_eq!(event["type"], "session_revoked");
-    assert_eq!(event["reason"], "logout");
-    assert_eq!(socket.close_code(Duration::from_secs(5)).await, 4001);
+    listening.socket.expect_revoked("logout").await;
 }
 
 #[actix_web::test]

@@ -103,6 +103,14 @@ impl Socket {
         }
     }
 
+    /// The socket is told its session ended for `reason`, then closed with 4001.
+    pub async fn expect_revoked(&mut self, reason: &str) {
+        let event = self.next_json().await;
+        assert_eq!(event["type"], "session_revoked");
+        assert_eq!(event["reason"], reason);
+        assert_eq!(self.close_code(Duration::from_secs(5)).await, 4001);
+    }
+
     /// Waits for the server's close frame and answers its code.
     pub async fn close_code(&mut self, within: Duration) -> u16 {
         loop {
