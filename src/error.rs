@@ -50,8 +50,6 @@ pub enum AppError {
     InvalidCredentials,
     #[error("invalid password")]
     InvalidPassword,
-    #[error("email not verified")]
-    EmailNotVerified,
     #[error("origin not allowed")]
     OriginNotAllowed,
     #[error("invalid code")]
@@ -112,7 +110,6 @@ impl AppError {
             Self::SessionExpired => "session_expired",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidPassword => "invalid_password",
-            Self::EmailNotVerified => "email_not_verified",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::OtpInvalid => "otp_invalid",
             Self::OtpExpired => "otp_expired",
@@ -144,7 +141,6 @@ impl AppError {
             Self::SessionExpired => "This session reached its time limit: sign in again.".to_owned(),
             Self::InvalidCredentials => "The email or password is wrong.".to_owned(),
             Self::InvalidPassword => "The current password is wrong.".to_owned(),
-            Self::EmailNotVerified => "Verify the email address first.".to_owned(),
             Self::OriginNotAllowed => "This origin is not allowed.".to_owned(),
             Self::OtpInvalid => "The code is wrong.".to_owned(),
             Self::OtpExpired => "The code has expired: request a new one.".to_owned(),
@@ -194,7 +190,7 @@ impl ResponseError for AppError {
             | Self::InvalidCredentials
             | Self::RefreshTokenInvalid
             | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            Self::InvalidPassword | Self::EmailNotVerified | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::InvalidPassword | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } | Self::AccountLocked { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Password(_) | Self::Signing(_) | Self::Internal(_) => {

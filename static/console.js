@@ -56,7 +56,7 @@
     reconnectTimer: 0,
     reconnectDelay: RECONNECT_MIN_MS,
     revokedReason: null, // from the session_revoked frame, used when the 4001 close follows
-    code: null, // the code step: {mode: "verify_email" | "login" | "mfa", email, challengeId?}
+    code: null, // the code step: {mode: "verify_email" | "login" | "mfa", email, challengeId?, registration?}
     ownAction: null, // the reason code this page's own request in flight would end the session with
   };
 
@@ -72,6 +72,7 @@
     loginEmail: $("login-email"),
     loginPassword: $("login-password"),
     loginWithCode: $("login-with-code"),
+    loginVerify: $("login-verify"),
     registerForm: $("register-form"),
     registerEmail: $("register-email"),
     registerPassword: $("register-password"),
@@ -744,14 +745,51 @@
         }
         signIn(answer);
       } catch (error) {
-        if (error.code === "email_not_verified") {
-          await requestCode(email, "verify_email");
-          showCodeStep({ mode: "verify_email", email });
-          showError(`${error.message} We sent a new code to confirm it.`);
+        if (error.code === "invalid_credentials") {
+          // An address not confirmed yet has no password: the same answer as a wrong one, so point at the code.
+          showError(`${error.message} Signed up but not confirmed yet? Use "Confirm my email with a code" below.`);
           return;
         }
         showError(error.message);
       }
+    });
+  });
+
+  // The handle of this tab's registration, kept for the tab's life so a reload still sets the password.
+  function registrationKey(email) {
+    return `authd.registration:${email.toLowerCase()}`;
+  }
+
+  function rememberRegistration(email, handle) {
+    try {
+      if (handle) sessionStorage.setItem(registrationKey(email), handle);
+    } catch {
+      // Storage may be off; the handle still travels in the code step.
+    }
+  }
+
+  function rememberedRegistration(email) {
+    try {
+      return sessionStorage.getItem(registrationKey(email));
+    } catch {
+      return null;
+    }
+  }
+
+  function forgetRegistration(email) {
+    try {
+      sessionStorage.removeItem(registrationKey(email));
+    } catch {
+      // Nothing kept.
+    }
+  }
+
+  el.loginVerify.addEventListener("click", () => {
+    const email = el.loginEmail.value.trim();
+    if (!requireFields([[el.loginEmail, "Enter your email address first."]])) return;
+    busy(el.loginVerify, async () => {
+      clearError();
+      if (await requestCode(email, "verify_email")) showCodeStep({ mode: "verify_email", email });
     });
   });
 
@@ -775,8 +813,10 @@
       const body = { email, password };
       if (name) body.name = name;
       try {
-        await request("POST", "/api/auth/register", { body });
-        showCodeStep({ mode: "verify_email", email });
+        const answer = await request("POST", "/api/auth/register", { body });
+        // Only this browser holds the handle: the code sets the password chosen here only together with it.
+        rememberRegistration(email, answer.registration);
+        showCodeStep({ mode: "verify_email", email, registration: answer.registration });
       } catch (error) {
         showError(error.message);
       }
@@ -803,7 +843,14 @@
       try {
         let tokens;
         if (step.mode === "verify_email") {
-          tokens = await request("POST", "/api/auth/verify-email", { body: { email: step.email, code } });
+          const body = { email: step.email, code };
+          const registration = step.registration || rememberedRegistration(step.email);
+          if (registration) body.registration = registration;
+          tokens = await request("POST", "/api/auth/verify-email", { body });
+          forgetRegistration(step.email);
+          if (tokens.password_set === false) {
+            toast("Address confirmed. This browser did not create the account, so no password was set: sign in with an emailed code.", "info");
+          }
         } else if (step.mode === "login") {
           tokens = await request("POST", "/api/auth/otp/login", { body: { email: step.email, code } });
         } else {

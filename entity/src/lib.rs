@@ -5,6 +5,7 @@ pub mod address_throttle;
 pub mod mail_outbox;
 pub mod otp;
 pub mod refresh_token;
+pub mod registration;
 pub mod session;
 pub mod session_presence;
 pub mod session_revocation;

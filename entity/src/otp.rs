@@ -16,9 +16,6 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub consumed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
-    /// For a registration code: the password hash and name that verifying with this code sets.
-    pub password_hash: Option<String>,
-    pub name: Option<String>,
 }
 
 impl std::fmt::Debug for Model {

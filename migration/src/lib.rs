@@ -8,6 +8,7 @@ mod m20261127_000003_create_abuse_controls;
 mod m20261127_000004_link_refresh_chain;
 mod m20261127_000005_log_revocations_in_sqlite;
 mod m20261127_000006_count_decoy_code_attempts;
+mod m20261202_000007_bind_passwords_to_registrations;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_link_refresh_chain::Migration),
             Box::new(m20261127_000005_log_revocations_in_sqlite::Migration),
             Box::new(m20261127_000006_count_decoy_code_attempts::Migration),
+            Box::new(m20261202_000007_bind_passwords_to_registrations::Migration),
         ]
     }
 }

@@ -5,13 +5,14 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mail {
-    /// Names the request the code answers, since a code also sets the password chosen in that request.
+    /// Names the registration the code confirms (its time, device and IP), whoever asked for the code, so an
+    /// owner can tell a stranger's sign-up from theirs. A code from before any registration names none.
     VerifyEmail {
         code: String,
         minutes: u64,
-        device: String,
-        ip: String,
-        at: DateTime<Utc>,
+        device: Option<String>,
+        ip: Option<String>,
+        at: Option<DateTime<Utc>>,
     },
     AlreadyRegistered,
     LoginCode {
@@ -74,15 +75,25 @@ impl Mail {
                 device,
                 ip,
                 at,
-            } => vec![
-                "Use this code to confirm your email address.".to_owned(),
-                format!("Code: {code}"),
-                format!(
-                    "It was asked for at {} from {device} ({ip}) and works once, for {minutes} minutes.",
-                    at.format("%Y-%m-%d %H:%M UTC")
-                ),
-                "If that was not you, do not use it: it would set the password chosen in that request.".to_owned(),
-            ],
+            } => {
+                let mut paragraphs = vec![
+                    "Use this code to confirm your email address.".to_owned(),
+                    format!("Code: {code}"),
+                    format!("It works once, for {minutes} minutes."),
+                ];
+                if let (Some(device), Some(ip), Some(at)) = (device, ip, at) {
+                    paragraphs.push(format!(
+                        "It confirms the sign-up made at {} from {device} ({ip}).",
+                        at.format("%Y-%m-%d %H:%M UTC")
+                    ));
+                }
+                paragraphs.push(
+                    "If you did not sign up, ignore this mail and give the code to nobody: whoever types it signs in \
+                     as this address."
+                        .to_owned(),
+                );
+                paragraphs
+            }
             Self::AlreadyRegistered => vec![
                 "Someone tried to create an account with this email address, but you already have one.".to_owned(),
                 "If it was you, sign in or reset your password. If not, you can ignore this mail.".to_owned(),

@@ -7,12 +7,19 @@ use super::{
     client::client_info,
     extract::{AuthUser, JsonBody, OptionalJsonBody, bearer_token},
     rate_limit::IpBudget,
-    token_response::{cleared_refresh_cookie, refresh_cookie_value, token_response},
+    token_response::{cleared_refresh_cookie, refresh_cookie_value, token_response, verified_response},
 };
 use crate::{
     domain::{EmailAddress, Password, is_code_shaped},
     error::{AppError, AppResult, FieldError},
-    services::{AppState, account, login, login::LoginOutcome, refresh, registration, users::parse_name},
+    services::{
+        AppState, account, login,
+        login::LoginOutcome,
+        refresh,
+        registration::{self, NewRegistration},
+        users::parse_name,
+    },
+    tokens::is_well_formed,
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -29,12 +36,24 @@ pub struct StatusResponse {
     pub status: &'static str,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RegisterResponse {
+    /// Always `verification_sent`.
+    pub status: &'static str,
+    /// The registration's handle: present it with the mailed code at `verify-email` to set the password
+    /// chosen here. Made for every registration, whether or not the address is taken.
+    pub registration: String,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyEmailRequest {
     #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
     #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
+    /// The handle `register` answered, from the same client: sets the password chosen there.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
+    pub registration: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -93,7 +112,7 @@ pub fn parse_code(code: &str) -> AppResult<&str> {
 
 /// Register an account; a code to verify the address is mailed.
 #[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = RegisterRequest,
-    responses((status = 202, body = StatusResponse), (status = 422, body = crate::error::Problem)))]
+    responses((status = 202, body = RegisterResponse), (status = 422, body = crate::error::Problem)))]
 pub async fn register(
     state: web::Data<AppState>,
     _: IpBudget,
@@ -109,9 +128,26 @@ pub async fn register(
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {
         return Err(AppError::Internal("validated fields missing".to_owned()));
     };
-    registration::register(&state, &client_info(&request, &state.settings), &email, &password, name).await?;
-    Ok(HttpResponse::Accepted().json(StatusResponse {
+    // Every registration hashes, whether or not the address is taken, and the rest happens after the answer,
+    // so neither the answer nor its time depends on the address.
+    let password_hash = state.passwords.hash(&password).await?;
+    let handle = registration::new_handle();
+    let stored = NewRegistration {
+        email,
+        password_hash,
+        name,
+        client: client_info(&request, &state.settings),
+    };
+    let worker = state.clone();
+    let kept = handle.clone();
+    actix_web::rt::spawn(async move {
+        if let Err(error) = registration::register(&worker, &kept, stored).await {
+            tracing::error!(%error, "a registration failed");
+        }
+    });
+    Ok(HttpResponse::Accepted().json(RegisterResponse {
         status: "verification_sent",
+        registration: handle,
     }))
 }
 
@@ -126,15 +162,29 @@ pub async fn verify_email(
 ) -> AppResult<HttpResponse> {
     let email = EmailAddress::parse(&body.0.email).map_err(|message| AppError::validation("email", message))?;
     let code = parse_code(&body.0.code)?;
+    let handle = match body.0.registration.as_deref() {
+        Some(handle) if is_well_formed(handle) => Some(handle),
+        Some(_) => {
+            return Err(AppError::validation(
+                "registration",
+                "must be the handle register answered",
+            ));
+        }
+        None => None,
+    };
     let client = client_info(&request, &state.settings);
-    let signed_in = registration::verify_email(&state, &email, code, &client).await?;
-    Ok(token_response(signed_in, &state.settings))
+    let verified = registration::verify_email(&state, &email, code, handle, &client).await?;
+    Ok(verified_response(
+        verified.signed_in,
+        verified.password_set,
+        &state.settings,
+    ))
 }
 
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, description = "a TokenResponse, or a ChallengeResponse when a second factor is on", body = super::token_response::TokenResponse),
-        (status = 401, body = crate::error::Problem), (status = 403, description = "email_not_verified", body = crate::error::Problem),
+        (status = 401, body = crate::error::Problem),
         (status = 429, description = "rate_limited or account_locked", body = crate::error::Problem)))]
 pub async fn login(
     state: web::Data<AppState>,

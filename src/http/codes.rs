@@ -62,10 +62,8 @@ fn parse_email(raw: &str) -> AppResult<EmailAddress> {
 pub async fn request_code(
     state: web::Data<AppState>,
     _: IpBudget,
-    request: HttpRequest,
     body: JsonBody<CodeRequest>,
 ) -> AppResult<HttpResponse> {
-    let client = client_info(&request, &state.settings);
     let email = parse_email(&body.0.email)?;
     if body.0.purpose == OtpPurpose::LoginChallenge {
         return Err(AppError::validation(
@@ -77,7 +75,7 @@ pub async fn request_code(
     // The answer may not depend on the address: all the work happens after it.
     let worker = state.clone();
     actix_web::rt::spawn(async move {
-        if let Err(error) = codes::request(&worker, &email, purpose, &client).await {
+        if let Err(error) = codes::request(&worker, &email, purpose).await {
             tracing::error!(%error, "a code request failed");
         }
     });

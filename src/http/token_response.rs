@@ -28,9 +28,23 @@ pub struct TokenResponse {
     pub refresh_expires_in: i64,
     pub session_id: Uuid,
     pub user: UserView,
+    /// Only at `verify-email`: whether the password chosen at registration was set. `false` when the code came
+    /// without the registration's handle (another browser, or a code asked for later): the account then has no
+    /// password until a reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_set: Option<bool>,
 }
 
 pub fn token_response(signed_in: SignedIn, settings: &Settings) -> HttpResponse {
+    respond(signed_in, None, settings)
+}
+
+/// The answer to `verify-email`: a `TokenResponse` that says whether the registration's password was set.
+pub fn verified_response(signed_in: SignedIn, password_set: bool, settings: &Settings) -> HttpResponse {
+    respond(signed_in, Some(password_set), settings)
+}
+
+fn respond(signed_in: SignedIn, password_set: Option<bool>, settings: &Settings) -> HttpResponse {
     let cookie = refresh_cookie(&signed_in.refresh_token, signed_in.refresh_expires_in, settings);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -43,6 +57,7 @@ pub fn token_response(signed_in: SignedIn, settings: &Settings) -> HttpResponse 
             refresh_expires_in: signed_in.refresh_expires_in,
             session_id: signed_in.session_id,
             user: signed_in.user,
+            password_set,
         })
 }
 

@@ -6,9 +6,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, Query
 use uuid::Uuid;
 
 use super::{
-    AppState, ClientInfo, now,
-    otp::{self, Binding},
-    registration::{find_by_email, pending_binding, verification_mail},
+    AppState, ClientInfo, now, otp,
+    registration::{end_pending_registrations, find_by_email, latest_registration, verification_mail},
     revocation::{self, Scope},
     sessions::{self, SignedIn},
     throttle::{self, ThrottleKey},
@@ -60,12 +59,7 @@ pub async fn check(
 
 /// Mails a code for `purpose` if the address is eligible and outside its cooldown and back-off. The
 /// caller answers 202 whatever happens here, and runs this off the request path.
-pub async fn request(
-    state: &AppState,
-    email: &EmailAddress,
-    purpose: OtpPurpose,
-    client: &ClientInfo,
-) -> AppResult<()> {
+pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose) -> AppResult<()> {
     let key = ThrottleKey::code(purpose, email.as_str());
     let account = find_by_email(state, email).await?;
     let eligible = account.as_ref().is_some_and(|user| {
@@ -87,16 +81,16 @@ pub async fn request(
     if !throttle::take_mail_slot(state, &key).await? {
         return Ok(());
     }
-    let binding = if purpose == OtpPurpose::VerifyEmail {
-        pending_binding(state, user.id).await?
+    let registration = if purpose == OtpPurpose::VerifyEmail {
+        latest_registration(state, user.id).await?
     } else {
-        Binding::default()
+        None
     };
     let transaction = state.database.begin().await?;
-    let code = otp::issue(state, &transaction, user.id, purpose, None, binding).await?;
+    let code = otp::issue(state, &transaction, user.id, purpose, None).await?;
     let minutes = state.settings.otp_ttl.as_secs() / 60;
     let mail = match purpose {
-        OtpPurpose::VerifyEmail => verification_mail(code, minutes, client),
+        OtpPurpose::VerifyEmail => verification_mail(code, minutes, registration.as_ref()),
         OtpPurpose::Login | OtpPurpose::LoginChallenge => Mail::LoginCode { code, minutes },
         OtpPurpose::PasswordReset => Mail::PasswordResetCode { code, minutes },
     };
@@ -157,6 +151,8 @@ pub async fn reset_password(
     }
     active.updated_at = Set(at);
     sea_orm::ActiveModelTrait::update(active, &transaction).await?;
+    // The address is proven now: a registration's password or a verification code can no longer apply.
+    end_pending_registrations(&transaction, user_id).await?;
     let event = revocation::record(
         &state.bus,
         &transaction,
@@ -190,15 +186,7 @@ pub struct Challenge {
 pub async fn start_challenge(state: &AppState, user: &user::Model) -> AppResult<Challenge> {
     let id = Uuid::now_v7();
     let transaction = state.database.begin().await?;
-    let code = otp::issue(
-        state,
-        &transaction,
-        user.id,
-        OtpPurpose::LoginChallenge,
-        Some(id),
-        Binding::default(),
-    )
-    .await?;
+    let code = otp::issue(state, &transaction, user.id, OtpPurpose::LoginChallenge, Some(id)).await?;
     let minutes = state.settings.otp_ttl.as_secs() / 60;
     state
         .mailer

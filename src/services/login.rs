@@ -69,12 +69,14 @@ async fn standing_and_account(
 }
 
 /// Checks the password of `account`. Every path that fails spends one argon2 verification, so an unknown
-/// email and a wrong password take the same time.
+/// email and a wrong password take the same time. An account never verified has no password yet (the one
+/// chosen at registration waits for the code), so it answers as a wrong password would.
 async fn check_password(
     state: &AppState,
     account: Option<(user::Model, DeviceHistory)>,
     password: &str,
 ) -> AppResult<(user::Model, DeviceHistory)> {
+    let account = account.filter(|(user, _)| user.email_verified_at.is_some());
     let (Some((user, history)), Some(password)) = (account, Password::for_login(password)) else {
         state.passwords.verify_dummy().await?;
         return Err(AppError::InvalidCredentials);
@@ -121,16 +123,12 @@ async fn attempt(
     };
     // A parallel attempt may have locked the address while this one waited for its hash: nothing that tells
     // the password was right is answered then. A plain sign-in's own write checks the lock.
-    let signs_in_now = user.email_verified_at.is_some() && !user.mfa_email_otp;
-    let check = if signs_in_now {
-        LockCheck::InTheWrite
-    } else {
+    let check = if user.mfa_email_otp {
         LockCheck::Here
+    } else {
+        LockCheck::InTheWrite
     };
     standing.record_success(state, key, check).await?;
-    if user.email_verified_at.is_none() {
-        return Err(AppError::EmailNotVerified);
-    }
     if user.mfa_email_otp {
         return Ok(LoginOutcome::SecondFactor(codes::start_challenge(state, &user).await?));
     }

@@ -17,13 +17,6 @@ use crate::{
     tokens::{fill_random, hex},
 };
 
-/// What verifying a registration code sets on the account.
-#[derive(Clone, Default)]
-pub struct Binding {
-    pub password_hash: Option<String>,
-    pub name: Option<String>,
-}
-
 /// Six uniformly random digits.
 pub fn generate_code() -> String {
     // 4_294_000_000 is the largest multiple of 10^6 below 2^32: rejecting above it keeps every code equally likely.
@@ -55,7 +48,6 @@ pub async fn issue(
     user: Uuid,
     purpose: OtpPurpose,
     challenge: Option<Uuid>,
-    binding: Binding,
 ) -> Result<String, DbErr> {
     let code = generate_code();
     let created_at = now();
@@ -74,8 +66,6 @@ pub async fn issue(
         expires_at: Set(created_at + seconds(state.settings.otp_ttl)),
         consumed_at: Set(None),
         created_at: Set(created_at),
-        password_hash: Set(binding.password_hash),
-        name: Set(binding.name),
     })
     .exec(connection)
     .await?;

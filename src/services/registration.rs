@@ -1,42 +1,64 @@
 //! Registration and email verification, answering alike whether or not the address is taken.
+//!
+//! A password chosen at registration becomes the account's password only through a code presented together
+//! with that registration's handle: the code proves the mailbox, the handle proves which client chose the
+//! password. A code presented without a matching handle verifies the address and signs in, but sets no
+//! password, so a stranger who registered the same unverified address cannot have the owner set theirs.
 
-use entity::{otp as otp_entity, user};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use entity::{otp as otp_entity, registration, user};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
-    AppState, ClientInfo, codes, now,
-    otp::{self, Binding},
+    AppState, ClientInfo, codes, now, otp, seconds,
     sessions::{self, SignedIn},
     throttle::{self, ThrottleKey},
 };
 use crate::{
-    domain::{EmailAddress, OtpPurpose, Password},
+    domain::{EmailAddress, OtpPurpose},
     email::Mail,
     error::{AppError, AppResult},
+    tokens::{hash_token, new_opaque_token},
 };
 
-/// Registers `email`. A new or unverified address gets a code bound to this request's password and name
-/// (verifying with it sets them); a verified owner gets a notice instead. Inside the address's mail
-/// cooldown nothing changes and nothing is sent. The password is hashed in every case, so every answer
-/// takes the same time.
-pub async fn register(
-    state: &AppState,
-    client: &ClientInfo,
-    email: &EmailAddress,
-    password: &Password,
-    name: Option<String>,
-) -> AppResult<()> {
-    let password_hash = state.passwords.hash(password).await?;
-    let user = match find_by_email(state, email).await? {
+/// How long a registration's handle can set its password: long enough for a code sent again the next day.
+pub const REGISTRATION_LIFE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// What a registration asks for, once its password is hashed.
+pub struct NewRegistration {
+    pub email: EmailAddress,
+    pub password_hash: String,
+    pub name: Option<String>,
+    pub client: ClientInfo,
+}
+
+/// The opaque handle the registering client keeps and presents with the code. Made for every registration,
+/// whether or not the address is taken, so the answer tells nothing.
+pub fn new_handle() -> String {
+    new_opaque_token()
+}
+
+/// Stores a registration under `handle` and mails a code. A new or unverified address keeps this
+/// registration's password and name until a code is presented with the handle; a verified owner gets a notice
+/// instead and nothing is kept. Inside the address's mail cooldown nothing is mailed, but the registration is
+/// still kept: the code already mailed then works with this handle too.
+pub async fn register(state: &AppState, handle: &str, registration: NewRegistration) -> AppResult<()> {
+    let NewRegistration {
+        email,
+        password_hash,
+        name,
+        client,
+    } = registration;
+    let user = match find_by_email(state, &email).await? {
         Some(user) => user,
         None => {
             let created_at = now();
             user::Entity::insert(user::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 email: Set(email.as_str().to_owned()),
-                password_hash: Set(password_hash.clone()),
-                name: Set(name.clone()),
+                // No usable password until a verification applies one.
+                password_hash: Set(state.passwords.placeholder_hash()),
+                name: Set(None),
                 email_verified_at: Set(None),
                 mfa_email_otp: Set(false),
                 created_at: Set(created_at),
@@ -46,63 +68,88 @@ pub async fn register(
             .exec(&state.database)
             .await?;
             // A parallel registration of the same address may have won: either way the row is there now.
-            find_by_email(state, email)
+            find_by_email(state, &email)
                 .await?
                 .ok_or_else(|| AppError::Internal("registered user vanished".to_owned()))?
         }
     };
+    if user.email_verified_at.is_some() {
+        if throttle::take_mail_slot(state, &ThrottleKey::code(OtpPurpose::VerifyEmail, email.as_str())).await? {
+            let transaction = state.database.begin().await?;
+            state
+                .mailer
+                .queue(&transaction, email.as_str(), &Mail::AlreadyRegistered)
+                .await?;
+            transaction.commit().await?;
+            state.mailer.wake();
+        }
+        return Ok(());
+    }
+    let at = now();
+    let stored = registration::Model {
+        handle_hash: hash_token(handle),
+        user_id: user.id,
+        password_hash,
+        name,
+        ip: client.ip.clone(),
+        device: sessions::device_label(&client.user_agent),
+        created_at: at,
+    };
+    registration::Entity::delete_many()
+        .filter(registration::Column::UserId.eq(user.id))
+        .filter(registration::Column::CreatedAt.lt(at - seconds(REGISTRATION_LIFE)))
+        .exec(&state.database)
+        .await?;
+    registration::Entity::insert(registration::ActiveModel::from(stored.clone()))
+        .exec(&state.database)
+        .await?;
     if !throttle::take_mail_slot(state, &ThrottleKey::code(OtpPurpose::VerifyEmail, email.as_str())).await? {
         return Ok(());
     }
     let transaction = state.database.begin().await?;
-    if user.email_verified_at.is_some() {
-        state
-            .mailer
-            .queue(&transaction, email.as_str(), &Mail::AlreadyRegistered)
-            .await?;
-    } else {
-        let binding = Binding {
-            password_hash: Some(password_hash),
-            name,
-        };
-        let code = otp::issue(state, &transaction, user.id, OtpPurpose::VerifyEmail, None, binding).await?;
-        let minutes = state.settings.otp_ttl.as_secs() / 60;
-        state
-            .mailer
-            .queue(&transaction, email.as_str(), &verification_mail(code, minutes, client))
-            .await?;
-    }
+    let code = otp::issue(state, &transaction, user.id, OtpPurpose::VerifyEmail, None).await?;
+    let minutes = state.settings.otp_ttl.as_secs() / 60;
+    state
+        .mailer
+        .queue(
+            &transaction,
+            email.as_str(),
+            &verification_mail(code, minutes, Some(&stored)),
+        )
+        .await?;
     transaction.commit().await?;
     state.mailer.wake();
     Ok(())
 }
 
-/// The binding of the newest registration of an unverified user, for a code sent again on request.
-pub async fn pending_binding(state: &AppState, user: Uuid) -> AppResult<Binding> {
-    let pending = otp_entity::Entity::find()
-        .filter(otp_entity::Column::UserId.eq(user))
-        .filter(otp_entity::Column::Purpose.eq(OtpPurpose::VerifyEmail.as_str()))
-        .order_by_desc(otp_entity::Column::CreatedAt)
+/// The newest live registration of `user`, which a code sent again names.
+pub async fn latest_registration(state: &AppState, user: Uuid) -> AppResult<Option<registration::Model>> {
+    Ok(registration::Entity::find()
+        .filter(registration::Column::UserId.eq(user))
+        .filter(registration::Column::CreatedAt.gt(now() - seconds(REGISTRATION_LIFE)))
+        .order_by_desc(registration::Column::CreatedAt)
         .one(&state.database)
-        .await?;
-    Ok(pending
-        .map(|row| Binding {
-            password_hash: row.password_hash,
-            name: row.name,
-        })
-        .unwrap_or_default())
+        .await?)
 }
 
-/// Confirms the address with its code, applies the password and name bound to that code, and signs the
-/// device in.
+/// A verified address, signed in; `password_set` tells whether a registration's password was applied.
+pub struct Verified {
+    pub signed_in: SignedIn,
+    pub password_set: bool,
+}
+
+/// Confirms the address with its code and signs the device in. With the handle of a live registration of
+/// this address, that registration's password and name are applied; without one the account has no usable
+/// password until a reset. Either way every other pending registration and verification code dies.
 pub async fn verify_email(
     state: &AppState,
     email: &EmailAddress,
     code: &str,
+    handle: Option<&str>,
     client: &ClientInfo,
-) -> AppResult<SignedIn> {
+) -> AppResult<Verified> {
     let user = find_by_email(state, email).await?;
-    let used = codes::check(
+    codes::check(
         state,
         email.as_str(),
         user.as_ref().map(|user| user.id),
@@ -112,24 +159,58 @@ pub async fn verify_email(
     )
     .await?;
     let user = user.ok_or(AppError::OtpInvalid)?;
+    if user.email_verified_at.is_some() {
+        let signed_in = sessions::sign_in(state, &user, client).await?;
+        return Ok(Verified {
+            signed_in,
+            password_set: true,
+        });
+    }
+    let chosen = match handle {
+        Some(handle) => {
+            registration::Entity::find_by_id(hash_token(handle))
+                .filter(registration::Column::UserId.eq(user.id))
+                .filter(registration::Column::CreatedAt.gt(now() - seconds(REGISTRATION_LIFE)))
+                .one(&state.database)
+                .await?
+        }
+        None => None,
+    };
+    let (password_hash, name) = match &chosen {
+        Some(registration) => (registration.password_hash.clone(), registration.name.clone()),
+        None => (state.passwords.unusable_hash().await?, None),
+    };
     let at = now();
+    let transaction = state.database.begin().await?;
     let mut active: user::ActiveModel = user.clone().into();
-    if user.email_verified_at.is_none() {
-        active.email_verified_at = Set(Some(at));
-    }
-    if let Some(password_hash) = used.password_hash {
-        active.password_hash = Set(password_hash);
-        active.name = Set(used.name);
-    } else if user.email_verified_at.is_none() {
-        // The code carries no password (its registration's code is gone), so the one on the row was set by
-        // whoever registered first, maybe not the owner now proving the address: it must not survive. The
-        // owner sets a password with a reset.
-        active.password_hash = Set(state.passwords.unusable_hash().await?);
-    }
+    active.email_verified_at = Set(Some(at));
+    active.password_hash = Set(password_hash);
+    active.name = Set(name);
     active.updated_at = Set(at);
-    let user = sea_orm::ActiveModelTrait::update(active, &state.database).await?;
+    let user = sea_orm::ActiveModelTrait::update(active, &transaction).await?;
+    end_pending_registrations(&transaction, user.id).await?;
+    transaction.commit().await?;
     state.user_views.forget(&user.id);
-    sessions::sign_in(state, &user, client).await
+    let signed_in = sessions::sign_in(state, &user, client).await?;
+    Ok(Verified {
+        signed_in,
+        password_set: chosen.is_some(),
+    })
+}
+
+/// Ends what an unverified address still has pending: every registration's password and every
+/// verification code. Run when the address is verified and when its password is reset.
+pub async fn end_pending_registrations(connection: &impl ConnectionTrait, user: Uuid) -> AppResult<()> {
+    registration::Entity::delete_many()
+        .filter(registration::Column::UserId.eq(user))
+        .exec(connection)
+        .await?;
+    otp_entity::Entity::delete_many()
+        .filter(otp_entity::Column::UserId.eq(user))
+        .filter(otp_entity::Column::Purpose.eq(OtpPurpose::VerifyEmail.as_str()))
+        .exec(connection)
+        .await?;
+    Ok(())
 }
 
 pub async fn find_by_email(state: &AppState, email: &EmailAddress) -> AppResult<Option<user::Model>> {
@@ -139,18 +220,19 @@ pub async fn find_by_email(state: &AppState, email: &EmailAddress) -> AppResult<
         .await?)
 }
 
-/// The verification mail for a code asked for by `client`.
-pub fn verification_mail(code: String, minutes: u64, client: &ClientInfo) -> Mail {
-    let ip = if client.ip.is_empty() {
-        "an unknown address".to_owned()
-    } else {
-        client.ip.clone()
-    };
+/// The verification mail for a code, naming the registration it confirms when there is one.
+pub fn verification_mail(code: String, minutes: u64, registration: Option<&registration::Model>) -> Mail {
     Mail::VerifyEmail {
         code,
         minutes,
-        device: sessions::device_label(&client.user_agent),
-        ip,
-        at: now(),
+        device: registration.map(|registration| registration.device.clone()),
+        ip: registration.map(|registration| {
+            if registration.ip.is_empty() {
+                "an unknown address".to_owned()
+            } else {
+                registration.ip.clone()
+            }
+        }),
+        at: registration.map(|registration| registration.created_at),
     }
 }

@@ -1,6 +1,6 @@
 //! What is kept, and for how long: rows that no check can need any more are deleted.
 
-use entity::{address_throttle, mail_outbox, otp, session, session_revocation};
+use entity::{address_throttle, mail_outbox, otp, registration, session, session_revocation};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::ExprTrait};
 
 use super::{AppState, now, now_ms, seconds};
@@ -26,6 +26,10 @@ pub async fn prune(state: &AppState) -> AppResult<()> {
         .await?;
     otp::Entity::delete_many()
         .filter(otp::Column::ExpiresAt.lt(at - chrono::Duration::days(1)))
+        .exec(database)
+        .await?;
+    registration::Entity::delete_many()
+        .filter(registration::Column::CreatedAt.lt(at - seconds(super::registration::REGISTRATION_LIFE)))
         .exec(database)
         .await?;
     mail_outbox::Entity::delete_many()

@@ -156,13 +156,15 @@ async fn codes_are_only_mailed_to_eligible_addresses() {
 }
 
 #[actix_web::test]
-async fn a_code_sent_again_keeps_the_registration_password() {
+async fn a_code_sent_again_sets_the_registration_password_with_its_handle() {
     let app = spawn_app().await;
     let email = unique_email();
-    app.register(&email, PASSWORD).await;
+    let handle = app.register_for_handle(&email, PASSWORD).await;
     app.mail.wait_for_mail(&email, 0).await;
     let code = mailed_code(&app, &email, "verify_email", "Confirm your email address").await;
-    assert_eq!(app.verify_email(&email, &code).await.status(), StatusCode::OK);
+    let verified = app.verify_email_with(&email, &code, &handle).await;
+    assert_eq!(verified.status(), StatusCode::OK);
+    assert_eq!(verified.json::<Value>().await.unwrap()["password_set"], true);
     assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
 }
 

@@ -197,9 +197,28 @@ impl TestApp {
             .await
     }
 
+    /// Verify-email without a registration handle: proves the address, sets no password.
     pub async fn verify_email(&self, email: &str, code: &str) -> Response {
         self.post_json("/api/auth/verify-email", &json!({"email": email, "code": code}))
             .await
+    }
+
+    /// Verify-email as the client that registered: with the handle its registration answered.
+    pub async fn verify_email_with(&self, email: &str, code: &str, registration: &str) -> Response {
+        self.post_json(
+            "/api/auth/verify-email",
+            &json!({"email": email, "code": code, "registration": registration}),
+        )
+        .await
+    }
+
+    /// Registers `email` with `password` and answers the registration's handle.
+    pub async fn register_for_handle(&self, email: &str, password: &str) -> String {
+        let response = self.register(email, password).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "verification_sent");
+        body["registration"].as_str().expect("a registration handle").to_owned()
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
@@ -270,16 +289,18 @@ impl TestApp {
     /// Registers `email`, reads the code from the mail and verifies it: a signed-in, verified user.
     pub async fn signed_up_user(&self, email: &str) -> Tokens {
         let already = self.mail.mails_to(email).await.len();
-        assert_eq!(self.register(email, PASSWORD).await.status(), StatusCode::ACCEPTED);
+        let handle = self.register_for_handle(email, PASSWORD).await;
         let code = self
             .mail
             .wait_for_mail(email, already)
             .await
             .code()
             .expect("a code in the mail");
-        let response = self.verify_email(email, &code).await;
+        let response = self.verify_email_with(email, &code, &handle).await;
         assert_eq!(response.status(), StatusCode::OK);
-        Tokens::from_body(response.json().await.unwrap())
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["password_set"], true);
+        Tokens::from_body(body)
     }
 
     /// A verified user signed in on a fresh device.

@@ -23,6 +23,11 @@ impl ReceivedMail {
             .to_owned()
     }
 
+    /// The message with quoted-printable soft line breaks joined, so a sentence reads as one line.
+    pub fn text(&self) -> String {
+        self.data.replace("=\r\n", "").replace("=\n", "")
+    }
+
     /// The six-digit code after "Code: ".
     pub fn code(&self) -> Option<String> {
         let start = self.data.find("Code: ")? + "Code: ".len();
