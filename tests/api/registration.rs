@@ -197,20 +197,25 @@ async fn a_code_without_its_registration_sets_no_password() {
     assert_problem(app.login(&email, OWNER).await, 401, "invalid_credentials").await;
 
     // The owner sets a password with a reset.
+    reset_password(&app, &email, 1, OWNER).await;
+    assert_eq!(app.login(&email, OWNER).await.status(), StatusCode::OK);
+}
+
+/// Asks for a reset code (the address's mail number `already`) and sets `password` with it.
+async fn reset_password(app: &TestApp, email: &str, already: usize, password: &str) {
     app.post_json(
         "/api/auth/otp/request",
         &json!({"email": email, "purpose": "password_reset"}),
     )
     .await;
-    let reset_code = app.mail.wait_for_mail(&email, 1).await.code().unwrap();
+    let code = app.mail.wait_for_mail(email, already).await.code().unwrap();
     let reset = app
         .post_json(
             "/api/auth/password/reset",
-            &json!({"email": email, "code": reset_code, "new_password": OWNER}),
+            &json!({"email": email, "code": code, "new_password": password}),
         )
         .await;
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.login(&email, OWNER).await.status(), StatusCode::OK);
 }
 
 #[actix_web::test]
@@ -248,19 +253,7 @@ async fn a_reset_ends_pending_verification_codes() {
     let email = unique_email();
     let handle = app.register_for_handle(&email, ATTACKER).await;
     let verification = app.mail.wait_for_mail(&email, 0).await.code().unwrap();
-    app.post_json(
-        "/api/auth/otp/request",
-        &json!({"email": email, "purpose": "password_reset"}),
-    )
-    .await;
-    let reset_code = app.mail.wait_for_mail(&email, 1).await.code().unwrap();
-    let reset = app
-        .post_json(
-            "/api/auth/password/reset",
-            &json!({"email": email, "code": reset_code, "new_password": OWNER}),
-        )
-        .await;
-    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    reset_password(&app, &email, 1, OWNER).await;
     assert_problem(
         app.verify_email_with(&email, &verification, &handle).await,
         400,
