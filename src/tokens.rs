@@ -34,12 +34,19 @@ pub struct AccessClaims {
     pub jti: Uuid,
     pub iat: i64,
     pub exp: i64,
+    /// When the token's session ends unless it is refreshed first: its absolute end, or its idle end as of
+    /// this token's issue. Checked on every request without leeway, so a token stops at its session's end on
+    /// every node without a database read. Absent from tokens of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sxp: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccessTokenError {
     #[error("the access token has expired")]
     Expired,
+    #[error("the access token's session has reached its end")]
+    SessionExpired,
     #[error("the access token is invalid")]
     Invalid,
 }
@@ -58,6 +65,9 @@ impl AccessTokens {
     pub fn new(secret: &Secret, issuer: &str, lifetime: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECONDS;
+        // `exp` is checked by `verify` itself, after the session's end, which answers differently.
+        validation.validate_exp = false;
+        validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -73,17 +83,17 @@ impl AccessTokens {
         }
     }
 
-    /// Issues a token for a session; it never outlives the session's absolute end.
-    /// Returns the token and its life in seconds.
+    /// Issues a token for a session; it never outlives `session_ends_at`, the moment the session ends unless
+    /// refreshed (its absolute or idle end, whichever comes first). Returns the token and its life in seconds.
     pub fn issue(
         &self,
         user: Uuid,
         session: Uuid,
-        session_expires_at: DateTime<Utc>,
+        session_ends_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
-        let expires = (now.timestamp().saturating_add(lifetime)).min(session_expires_at.timestamp());
+        let expires = (now.timestamp().saturating_add(lifetime)).min(session_ends_at.timestamp());
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.issuer.clone(),
@@ -92,11 +102,14 @@ impl AccessTokens {
             jti: Uuid::now_v7(),
             iat: now.timestamp(),
             exp: expires,
+            sxp: Some(session_ends_at.timestamp()),
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
         Ok((token, (expires - now.timestamp()).max(0)))
     }
 
+    /// Checks the signature, algorithm, type, issuer, audience, `nbf` and `iat`. The token's life is left to
+    /// `check_life`, because a session that ended earlier answers before its expiry.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AccessTokenError> {
         let data =
             jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(
@@ -108,7 +121,30 @@ impl AccessTokens {
         if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return Err(AccessTokenError::Invalid);
         }
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(i64::MAX);
+        // No node of ours issues a token dated in the future.
+        if data.claims.iat > Utc::now().timestamp().saturating_add(leeway) {
+            return Err(AccessTokenError::Invalid);
+        }
         Ok(data.claims)
+    }
+
+    /// Whether the token still lives at `now` (Unix seconds): its session's end first, without leeway (a
+    /// session over is over on every node at once), then its expiry with the leeway for clock skew. The
+    /// expiry is `exp`, but never later than `iat` plus this node's token life: a node keeps revocations for
+    /// its token life plus the leeway, so a token issued under a longer life (before the setting was lowered,
+    /// or by a node set otherwise) must not outlive what the node remembers.
+    pub fn check_life(&self, claims: &AccessClaims, now: i64) -> Result<(), AccessTokenError> {
+        if claims.sxp.is_some_and(|ends| ends <= now) {
+            return Err(AccessTokenError::SessionExpired);
+        }
+        let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(i64::MAX);
+        let expires = claims.exp.min(claims.iat.saturating_add(lifetime));
+        if expires.saturating_add(leeway) < now {
+            return Err(AccessTokenError::Expired);
+        }
+        Ok(())
     }
 
     pub fn lifetime(&self) -> Duration {
@@ -227,6 +263,45 @@ mod tests {
             .issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::seconds(60), now)
             .unwrap();
         assert_eq!(expires_in, 60);
+    }
+
+    #[test]
+    fn a_token_ends_with_its_session_before_its_expiry() {
+        let now = Utc::now();
+        let (token, _) = tokens()
+            .issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::seconds(60), now)
+            .unwrap();
+        let tokens = tokens();
+        let claims = tokens.verify(&token).unwrap();
+        let issued = now.timestamp();
+        assert_eq!(claims.sxp, Some(issued + 60));
+        assert_eq!(tokens.check_life(&claims, issued + 59), Ok(()));
+        // No leeway at the session's end; the leeway only forgives clock skew on `exp`.
+        assert_eq!(
+            tokens.check_life(&claims, issued + 60),
+            Err(AccessTokenError::SessionExpired)
+        );
+        let long = AccessClaims { sxp: None, ..claims };
+        assert_eq!(tokens.check_life(&long, issued + 60 + 30), Ok(()));
+        assert_eq!(
+            tokens.check_life(&long, issued + 60 + 31),
+            Err(AccessTokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_lives_no_longer_than_this_nodes_token_life() {
+        let now = Utc::now();
+        let issued = now.timestamp();
+        let (token, _) = tokens()
+            .issue(Uuid::now_v7(), Uuid::now_v7(), now + chrono::Duration::days(1), now)
+            .unwrap();
+        // A node whose token life is now 5 s treats the 900 s token as issued for 5 s.
+        let shorter = AccessTokens::new(&Secret::new("x".repeat(32)), "authd", Duration::from_secs(5));
+        let claims = shorter.verify(&token).unwrap();
+        assert_eq!(claims.exp, issued + 900);
+        assert_eq!(shorter.check_life(&claims, issued + 35), Ok(()));
+        assert_eq!(shorter.check_life(&claims, issued + 36), Err(AccessTokenError::Expired));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::{
+    domain::RevocationReason,
     error::{AppError, FieldError},
     services::AppState,
     tokens::AccessTokenError,
@@ -140,17 +141,29 @@ pub struct AuthUser {
 
 impl AuthUser {
     pub fn from_token(state: &AppState, token: &str) -> Result<Self, AppError> {
-        let claims = state.access_tokens.verify(token).map_err(|error| match error {
-            AccessTokenError::Expired => AppError::TokenExpired,
-            AccessTokenError::Invalid => AppError::Unauthorized,
-        })?;
-        if state.views.revoked.contains(&claims.sid) {
-            return Err(AppError::SessionRevoked);
+        let claims = state.access_tokens.verify(token).map_err(token_error)?;
+        // How the session ended comes first: a token of a session logged out answers so, even past its expiry.
+        match state.views.revoked.reason_of(&claims.sid) {
+            Some(RevocationReason::Expired) => return Err(AppError::SessionExpired),
+            Some(_) => return Err(AppError::SessionRevoked),
+            None => {}
         }
+        state
+            .access_tokens
+            .check_life(&claims, chrono::Utc::now().timestamp())
+            .map_err(token_error)?;
         Ok(Self {
             user: claims.sub,
             session: claims.sid,
         })
+    }
+}
+
+fn token_error(error: AccessTokenError) -> AppError {
+    match error {
+        AccessTokenError::Expired => AppError::TokenExpired,
+        AccessTokenError::SessionExpired => AppError::SessionExpired,
+        AccessTokenError::Invalid => AppError::Unauthorized,
     }
 }
 

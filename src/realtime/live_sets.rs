@@ -74,10 +74,16 @@ impl RevokedSessions {
 
 impl RevokedSessionsView {
     pub fn contains(&self, session: &Uuid) -> bool {
+        self.reason_of(session).is_some()
+    }
+
+    /// Why the session ended, while it is marked.
+    pub fn reason_of(&self, session: &Uuid) -> Option<RevocationReason> {
         self.entries
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains_key(session)
+            .get(session)
+            .map(|ended| ended.reason)
     }
 }
 

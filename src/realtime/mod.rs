@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod events;
+pub mod frame_limit;
 pub mod live_sets;
 pub mod presence;
 pub mod session_lists;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{
     events::{ServerMessage, SessionsRevoked},
+    frame_limit::{FrameLimit, Oversized},
     session_manager::{Admission, Connect, Disconnect, Push, SessionManager},
 };
 use crate::services::{
@@ -40,6 +41,8 @@ pub struct WsSession {
     /// Bytes of the fragmented message being received, and its text so far (to check its UTF-8 at the end).
     fragment_bytes: usize,
     fragment_text: Option<Vec<u8>>,
+    /// Set when the input ended at a frame header over the size limit.
+    oversized: Oversized,
 }
 
 /// Upgrades the request and starts the connection's actor. The caller has authenticated it.
@@ -60,7 +63,9 @@ pub fn start(
         last_heard: Instant::now(),
         fragment_bytes: 0,
         fragment_text: None,
+        oversized: Oversized::default(),
     };
+    let stream = FrameLimit::new(stream, MAXIMUM_MESSAGE_BYTES, actor.oversized.clone());
     ws::WsResponseBuilder::new(actor, request, stream)
         .frame_size(MAXIMUM_MESSAGE_BYTES)
         .start()
@@ -242,6 +247,9 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
                 }
             },
             Err(ProtocolError::Overflow) => Self::close(context, CloseCode::Size, "message too big"),
+            Err(ProtocolError::Io(_)) if self.oversized.is_set() => {
+                Self::close(context, CloseCode::Size, "message too big")
+            }
             Err(ProtocolError::Io(error)) if error.to_string().contains("utf-8") => {
                 Self::close(context, CloseCode::Invalid, "invalid utf-8")
             }

@@ -334,7 +334,9 @@ pub fn token_pair(
     refresh_token: String,
     at: DateTime<Utc>,
 ) -> AppResult<SignedIn> {
-    let (access_token, expires_in) = state.access_tokens.issue(user.id, model.id, model.expires_at, at)?;
+    let (access_token, expires_in) = state
+        .access_tokens
+        .issue(user.id, model.id, ends_at(state, model), at)?;
     Ok(SignedIn {
         user,
         session_id: model.id,

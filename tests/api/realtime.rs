@@ -240,7 +240,7 @@ async fn an_idle_session_ends_and_its_socket_is_told_but_a_refresh_keeps_it() {
     assert_problem(
         app.get_authed("/api/users/me", &idle.access).await,
         401,
-        "session_revoked",
+        "session_expired",
     )
     .await;
     // Ended by the sweeper, the idle session's refresh token still tells why.
@@ -363,6 +363,23 @@ async fn a_ticket_is_single_use_under_concurrency() {
         .filter(Result::is_ok)
         .count();
     assert_eq!(accepted, 1);
+}
+
+/// A frame header announcing 2^60 bytes is refused by its header, without waiting for the payload.
+#[actix_web::test]
+async fn a_frame_announcing_a_huge_payload_closes_with_1009_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let (_, tokens) = app.user_with_session().await;
+    let mut socket = app.socket(&tokens.access).await;
+    let tokio_tungstenite::MaybeTlsStream::Plain(connection) = socket.stream.get_mut() else {
+        panic!("a plain connection");
+    };
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 60).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    connection.write_all(&header).await.unwrap();
+    assert_eq!(socket.close_code(Duration::from_secs(1)).await, 1009);
 }
 
 #[actix_web::test]

@@ -3,8 +3,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    app::{JWT_SECRET, assert_problem},
-    spawn_app,
+    app::{JWT_SECRET, PASSWORD, SAFARI_IPHONE, Tokens, assert_problem},
+    spawn_app, spawn_app_with, spawn_node_of,
 };
 
 fn claims_of(token: &str) -> Value {
@@ -122,12 +122,114 @@ async fn an_expired_access_token_says_token_expired() {
     let mut claims = claims_of(&tokens.access);
     let now = chrono::Utc::now().timestamp();
     // Past the 30 s leeway.
-    claims["iat"] = json!(now - 1000);
+    claims["iat"] = json!(now - 960);
     claims["exp"] = json!(now - 60);
     let expired = sign(&access_header(), &claims, JWT_SECRET);
     assert_problem(app.get_authed("/api/users/me", &expired).await, 401, "token_expired").await;
     // Inside the leeway it still works.
+    claims["iat"] = json!(now - 910);
     claims["exp"] = json!(now - 10);
     let lenient = sign(&access_header(), &claims, JWT_SECRET);
     assert_eq!(app.get_authed("/api/users/me", &lenient).await.status(), 200);
+}
+
+/// A session past its absolute or idle end refuses its access token at once, before any sweep or socket
+/// timer ends it in the database, and says why: `session_expired`.
+#[actix_web::test]
+async fn an_access_token_stops_at_its_sessions_end() {
+    let app = spawn_app_with(&[("SESSION_TTL", "3")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    assert_eq!(app.get_authed("/api/users/me", &tokens.access).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert_problem(
+        app.get_authed("/api/users/me", &tokens.access).await,
+        401,
+        "session_expired",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn an_access_token_stops_at_its_sessions_idle_end_unless_refreshed() {
+    let app = spawn_app_with(&[("SESSION_IDLE_TTL", "3")]).await;
+    let (email, idle) = app.user_with_session().await;
+    let active = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let refreshed = app.refresh(&active.refresh).await;
+    assert_eq!(refreshed.status(), 200);
+    let active = Tokens::from_body(refreshed.json().await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+    assert_problem(
+        app.get_authed("/api/users/me", &idle.access).await,
+        401,
+        "session_expired",
+    )
+    .await;
+    assert_eq!(app.get_authed("/api/users/me", &active.access).await.status(), 200);
+}
+
+/// Tokens dated in the future, which no node issues, are refused even with a valid signature.
+#[actix_web::test]
+async fn tokens_not_yet_valid_are_refused() {
+    let app = spawn_app().await;
+    let (_, tokens) = app.user_with_session().await;
+    let claims = claims_of(&tokens.access);
+    let now = chrono::Utc::now().timestamp();
+
+    let mut not_before = claims.clone();
+    not_before["nbf"] = json!(now + 120);
+    let mut issued_later = claims.clone();
+    issued_later["iat"] = json!(now + 120);
+    issued_later["exp"] = json!(now + 1020);
+    for flawed in [not_before, issued_later] {
+        let token = sign(&access_header(), &flawed, JWT_SECRET);
+        assert_problem(app.get_authed("/api/users/me", &token).await, 401, "unauthorized").await;
+    }
+    // Inside the leeway for clock skew, both are accepted.
+    let mut skewed = claims.clone();
+    skewed["nbf"] = json!(now + 5);
+    skewed["iat"] = json!(now + 5);
+    let token = sign(&access_header(), &skewed, JWT_SECRET);
+    assert_eq!(app.get_authed("/api/users/me", &token).await.status(), 200);
+}
+
+/// A token issued under a longer `ACCESS_TOKEN_TTL` stays refused after a restart with a shorter one, although
+/// the restarted node remembers revocations only for its own, shorter window: it never accepts a token longer
+/// than its own token life after the token's `iat`.
+#[actix_web::test]
+async fn a_shorter_token_life_after_a_restart_brings_no_revoked_token_back() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let before = spawn_app().await;
+    let (_, tokens) = before.user_with_session().await;
+    assert_eq!(
+        before
+            .post_authed("/api/auth/logout", &tokens.access, None)
+            .await
+            .status(),
+        204
+    );
+    // The logout happened 36 s ago, and the token was issued 40 s ago with a 900 s life.
+    let now = chrono::Utc::now();
+    let session: uuid::Uuid = tokens.session.parse().unwrap();
+    entity::session_revocation::Entity::update_many()
+        .col_expr(
+            entity::session_revocation::Column::RevokedAt,
+            Expr::value(now - chrono::Duration::seconds(36)),
+        )
+        .filter(entity::session_revocation::Column::SessionId.eq(session))
+        .exec(&before.application_state.database)
+        .await
+        .unwrap();
+    let mut claims = claims_of(&tokens.access);
+    claims["iat"] = json!(now.timestamp() - 40);
+    claims["exp"] = json!(now.timestamp() - 40 + 900);
+    let issued_earlier = sign(&access_header(), &claims, JWT_SECRET);
+
+    let after = spawn_node_of(&before, &[("ACCESS_TOKEN_TTL", "5")]).await;
+    assert_problem(
+        after.get_authed("/api/users/me", &issued_earlier).await,
+        401,
+        "token_expired",
+    )
+    .await;
 }
