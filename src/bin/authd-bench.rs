@@ -202,7 +202,7 @@ impl Fixtures {
         let database = database::connect(&url).await.unwrap();
         database::migrate(&database).await.unwrap();
         let hasher = PasswordHasher::new(1).unwrap();
-        let password = authd::domain::Password::parse_new(PASSWORD).unwrap();
+        let password = authd::domain::Password::parse_new(PASSWORD, &[]).unwrap();
         let password_hash = hasher.hash(&password).await.unwrap();
         let tokens = AccessTokens::new(&Secret::new(JWT_SECRET), "authd", Duration::from_secs(900));
         Fixtures {

@@ -23,6 +23,9 @@ impl EmailAddress {
         if local.len() > 64 {
             return Err("local part must be at most 64 bytes");
         }
+        if !is_dot_atom(local) {
+            return Err("must be an email address");
+        }
         if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
             return Err("must be an email address");
         }
@@ -35,6 +38,20 @@ impl EmailAddress {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether a local part is a dot-atom (RFC 5322): atoms of letters, digits and ``!#$%&'*+/=?^_`{|}~-`` (or
+/// any non-ASCII letter or digit) joined by single dots. Quoted local parts, spaces and control characters are
+/// refused: a mail to such an address cannot be delivered, so the account could never be verified.
+fn is_dot_atom(local: &str) -> bool {
+    local.split('.').all(|atom| {
+        !atom.is_empty()
+            && atom.chars().all(|character| {
+                character.is_ascii_alphanumeric()
+                    || "!#$%&'*+/=?^_`{|}~-".contains(character)
+                    || (!character.is_ascii() && character.is_alphanumeric())
+            })
+    })
 }
 
 impl std::fmt::Debug for EmailAddress {
@@ -55,6 +72,9 @@ mod tests {
         assert_eq!(EmailAddress::parse("  Alice@EXAMPLE.com ").unwrap(), plain);
         // Fullwidth letters fold to ASCII under NFKC.
         assert_eq!(EmailAddress::parse("ａｌｉｃｅ@example.com").unwrap(), plain);
+        for deliverable in ["first.last+tag@example.com", "o'brien@example.com", "jörg@example.com"] {
+            assert!(EmailAddress::parse(deliverable).is_ok(), "{deliverable:?} was refused");
+        }
     }
 
     #[test]
@@ -66,6 +86,14 @@ mod tests {
             "@example.com",
             "alice@localhost",
             "a b@example.com",
+            "\"a b\"@example.com",
+            "\"alice\"@example.com",
+            "a\u{0}b@example.com",
+            "\u{0}",
+            ".alice@example.com",
+            "alice.@example.com",
+            "al..ice@example.com",
+            "al\u{7f}ice@example.com",
         ] {
             assert!(EmailAddress::parse(raw).is_err(), "{raw:?} was accepted");
         }

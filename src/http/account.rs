@@ -68,7 +68,12 @@ pub async fn change_password(
     body: JsonBody<ChangePasswordRequest>,
 ) -> AppResult<HttpResponse> {
     let mut problems = Problems::default();
-    let new_password = problems.check("new_password", parse_new_password(body.0.new_password.clone()).await?);
+    let account = users::view(&state, caller.user).await?;
+    let owner = [Some(account.email), account.name].into_iter().flatten().collect();
+    let new_password = problems.check(
+        "new_password",
+        parse_new_password(body.0.new_password.clone(), owner).await?,
+    );
     problems.finish()?;
     let new_password = new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
     account::change_password(

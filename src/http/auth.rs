@@ -94,12 +94,16 @@ impl Problems {
     }
 }
 
-/// `Password::parse_new` on a blocking thread: the common-password estimate of a long input takes
-/// milliseconds, too long to hold one of the few async workers that serve every other request.
-pub async fn parse_new_password(raw: String) -> AppResult<Result<Password, &'static str>> {
-    actix_web::web::block(move || Password::parse_new(&raw))
-        .await
-        .map_err(|_| AppError::Internal("the password check did not finish".to_owned()))
+/// `Password::parse_new` on a blocking thread: the common-password estimate takes up to about 20 ms, too long
+/// to hold one of the few async workers that serve every other request. `user_inputs` are what the service
+/// knows of the owner (address, name), which the password may not be built from.
+pub async fn parse_new_password(raw: String, user_inputs: Vec<String>) -> AppResult<Result<Password, &'static str>> {
+    actix_web::web::block(move || {
+        let inputs: Vec<&str> = user_inputs.iter().map(String::as_str).collect();
+        Password::parse_new(&raw, &inputs)
+    })
+    .await
+    .map_err(|_| AppError::Internal("the password check did not finish".to_owned()))
 }
 
 pub fn parse_code(code: &str) -> AppResult<&str> {
@@ -122,8 +126,12 @@ pub async fn register(
     let body = body.0;
     let mut problems = Problems::default();
     let email = problems.check("email", EmailAddress::parse(&body.email));
-    let password = problems.check("password", parse_new_password(body.password).await?);
     let name = problems.check("name", parse_name(body.name.as_deref()));
+    let owner = [Some(body.email.clone()), body.name.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let password = problems.check("password", parse_new_password(body.password, owner).await?);
     problems.finish()?;
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {
         return Err(AppError::Internal("validated fields missing".to_owned()));

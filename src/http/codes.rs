@@ -111,13 +111,16 @@ pub async fn reset_password(
 ) -> AppResult<HttpResponse> {
     let body = body.0;
     let mut problems = Problems::default();
-    let email = problems.check("email", EmailAddress::parse(&body.email));
-    let new_password = problems.check("new_password", parse_new_password(body.new_password.clone()).await?);
-    problems.finish()?;
-    let (Some(email), Some(new_password)) = (email, new_password) else {
-        return Err(AppError::Internal("validated fields missing".to_owned()));
-    };
+    // The cheap checks first: the password's estimate runs only for a well-formed address and code.
+    let email = parse_email(&body.email)?;
     let code = parse_code(&body.code)?;
+    let owner = vec![email.as_str().to_owned()];
+    let new_password = problems.check(
+        "new_password",
+        parse_new_password(body.new_password.clone(), owner).await?,
+    );
+    problems.finish()?;
+    let new_password = new_password.ok_or_else(|| AppError::Internal("validated field missing".to_owned()))?;
     codes::reset_password(&state, &email, code, &new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -54,10 +54,13 @@ pub fn keys_of(email: &str) -> Vec<String> {
     keys
 }
 
+/// The address in its normal form. Input that is no address is keyed by its SHA-256 instead, so the key has
+/// a fixed length and no byte the database refuses (a NUL, say), while such input still does the same work
+/// as an address, in the same time.
 fn normalise(email: &str) -> String {
     EmailAddress::parse(email)
         .map(|email| email.as_str().to_owned())
-        .unwrap_or_else(|_| email.trim().to_lowercase())
+        .unwrap_or_else(|_| format!("#{}", crate::tokens::hash_token(email)))
 }
 
 /// `account_locked` while the address is locked, with the seconds left.

@@ -163,3 +163,83 @@ async fn error_bodies_never_carry_secrets_or_internals() {
         }
     }
 }
+
+/// A password built from the owner's address or name is refused wherever a password is chosen.
+#[actix_web::test]
+async fn passwords_built_from_the_address_or_name_are_refused() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let local = email.split('@').next().unwrap().to_owned();
+    for (password, name) in [
+        (email.clone(), None),
+        (format!("{local}-2024!"), None),
+        ("I am Grace Hopper".to_owned(), Some("Grace Hopper")),
+    ] {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
+        let refused = app.post_json("/api/auth/register", &body).await;
+        let body = assert_problem(refused, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "password", "{body}");
+    }
+    let (owner, tokens) = app.user_with_session().await;
+    let change = app
+        .post_authed(
+            "/api/users/me/password",
+            &tokens.access,
+            Some(&json!({"current_password": PASSWORD, "new_password": format!("{owner}!")})),
+        )
+        .await;
+    assert_problem(change, 422, "validation_failed").await;
+}
+
+/// Addresses a mail cannot be delivered to are refused at registration, so no account waits for a code that
+/// can never arrive.
+#[actix_web::test]
+async fn undeliverable_addresses_are_refused() {
+    let app = spawn_app().await;
+    for address in ["\"a b\"@example.com", "\"alice\"@example.com", "al..ice@example.com"] {
+        let body = assert_problem(app.register(address, PASSWORD).await, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "email");
+    }
+}
+
+/// Input the database cannot store (a NUL byte on PostgreSQL) is answered like any wrong address, on both
+/// backends, and keeps no row keyed by the raw input.
+#[actix_web::test]
+async fn addresses_with_nul_bytes_answer_as_wrong_ones() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let app = spawn_app().await;
+    let wrong = assert_problem(
+        app.login(&unique_email(), "some password here").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    for address in ["\u{0}", "a\u{0}b@example.com", &"x".repeat(15_000)] {
+        let answer = assert_problem(
+            app.login(address, "some password here").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+        assert_eq!(answer, wrong);
+    }
+    let longest_key = entity::address_throttle::Entity::find()
+        .all(&app.application_state.database)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.key.len())
+        .max()
+        .unwrap();
+    assert!(longest_key < 100, "a throttle key of {longest_key} bytes");
+    assert!(
+        entity::address_throttle::Entity::find()
+            .count(&app.application_state.database)
+            .await
+            .unwrap()
+            >= 3
+    );
+}

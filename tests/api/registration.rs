@@ -107,9 +107,9 @@ async fn register_from(app: &TestApp, email: &str, password: &str, name: &str, u
 async fn a_later_stranger_registration_cannot_set_the_owners_password() {
     let app = spawn_app().await;
     let email = unique_email();
-    let owner = register_from(&app, &email, OWNER, "Owner", FIREFOX).await;
+    let owner = register_from(&app, &email, OWNER, "Ada", FIREFOX).await;
     app.mail.wait_for_mail(&email, 0).await;
-    let attacker = register_from(&app, &email, ATTACKER, "Attacker", CHROME_WINDOWS).await;
+    let attacker = register_from(&app, &email, ATTACKER, "Mallory", CHROME_WINDOWS).await;
     assert_ne!(owner, attacker);
     app.mail.wait_for_mail(&email, 1).await;
 
@@ -143,7 +143,7 @@ async fn a_later_stranger_registration_cannot_set_the_owners_password() {
     assert_eq!(verified.status(), StatusCode::OK);
     let body: Value = verified.json().await.unwrap();
     assert_eq!(body["password_set"], true);
-    assert_eq!(body["user"]["name"], "Owner");
+    assert_eq!(body["user"]["name"], "Ada");
     assert_problem(app.login(&email, ATTACKER).await, 401, "invalid_credentials").await;
     assert_eq!(app.login(&email, OWNER).await.status(), StatusCode::OK);
 }
@@ -154,21 +154,21 @@ async fn a_later_stranger_registration_cannot_set_the_owners_password() {
 async fn the_only_code_of_a_stranger_registration_sets_the_owners_password() {
     let app = spawn_app_with(&[("OTP_RESEND_COOLDOWN", "60")]).await;
     let email = unique_email();
-    register_from(&app, &email, ATTACKER, "Attacker", CHROME_WINDOWS).await;
+    register_from(&app, &email, ATTACKER, "Mallory", CHROME_WINDOWS).await;
     let mail = app.mail.wait_for_mail(&email, 0).await;
     assert!(
         mail.text().contains("from Chrome on Windows 10 (127.0.0.1)"),
         "{}",
         mail.data
     );
-    let owner = register_from(&app, &email, OWNER, "Owner", FIREFOX).await;
+    let owner = register_from(&app, &email, OWNER, "Ada", FIREFOX).await;
     app.mail.assert_no_new_mail(&email, 1).await;
 
     let verified = app.verify_email_with(&email, &mail.code().unwrap(), &owner).await;
     assert_eq!(verified.status(), StatusCode::OK);
     let body: Value = verified.json().await.unwrap();
     assert_eq!(body["password_set"], true);
-    assert_eq!(body["user"]["name"], "Owner");
+    assert_eq!(body["user"]["name"], "Ada");
     assert_problem(app.login(&email, ATTACKER).await, 401, "invalid_credentials").await;
     assert_eq!(app.login(&email, OWNER).await.status(), StatusCode::OK);
 }
@@ -179,7 +179,7 @@ async fn the_only_code_of_a_stranger_registration_sets_the_owners_password() {
 async fn a_code_without_its_registration_sets_no_password() {
     let app = spawn_app().await;
     let email = unique_email();
-    register_from(&app, &email, ATTACKER, "Attacker", CHROME_WINDOWS).await;
+    register_from(&app, &email, ATTACKER, "Mallory", CHROME_WINDOWS).await;
     let code = app.mail.wait_for_mail(&email, 0).await.code().unwrap();
     let elsewhere = app.register_for_handle(&unique_email(), OWNER).await;
 
