@@ -42,6 +42,12 @@ pub struct Settings {
     pub ws_ping_interval: Duration,
     /// How long a silent WebSocket is kept (`WS_CLIENT_TIMEOUT`, 45 s).
     pub ws_client_timeout: Duration,
+    /// Open WebSockets one session may hold on a node (`WS_MAX_SOCKETS_PER_SESSION`, 8).
+    pub ws_max_sockets_per_session: usize,
+    /// Open WebSockets one user may hold on a node (`WS_MAX_SOCKETS_PER_USER`, 64).
+    pub ws_max_sockets_per_user: usize,
+    /// Tickets and upgrades one user may ask for per minute on a node (`WS_CONNECTS_PER_MINUTE`, 60).
+    pub ws_connects_per_minute: u32,
     /// Threads that run argon2 (`PASSWORD_HASH_THREADS`, one per core, at most 256). Fewer leave cores free during a
     /// login flood, for a database on the same machine: its commits slow down whenever every core is busy,
     /// even with work of the lowest priority.
@@ -120,6 +126,17 @@ impl Settings {
         let login_lockout_threshold = reader.number("LOGIN_LOCKOUT_THRESHOLD", 10u32);
         let ws_ping_interval = reader.seconds("WS_PING_INTERVAL", 15);
         let ws_client_timeout = reader.seconds("WS_CLIENT_TIMEOUT", 45);
+        let ws_max_sockets_per_session = reader.number("WS_MAX_SOCKETS_PER_SESSION", 8usize);
+        let ws_max_sockets_per_user = reader.number("WS_MAX_SOCKETS_PER_USER", 64usize);
+        let ws_connects_per_minute = reader.number("WS_CONNECTS_PER_MINUTE", 60u32);
+        for (name, value) in [
+            ("WS_MAX_SOCKETS_PER_SESSION", ws_max_sockets_per_session),
+            ("WS_MAX_SOCKETS_PER_USER", ws_max_sockets_per_user),
+        ] {
+            if value == 0 {
+                reader.problems.push(format!("{name} must be at least 1"));
+            }
+        }
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let password_hash_threads = reader.number("PASSWORD_HASH_THREADS", cores.min(MOST_HASH_THREADS));
         // Each thread keeps 19 MiB of argon2 memory: a value past any machine's cores is refused, not obeyed.
@@ -182,6 +199,9 @@ impl Settings {
                 login_lockout_threshold,
                 ws_ping_interval,
                 ws_client_timeout,
+                ws_max_sockets_per_session,
+                ws_max_sockets_per_user,
+                ws_connects_per_minute,
                 password_hash_threads,
             }),
             _ => Err(ConfigError { problems }),

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod copies;
 pub mod database;
+pub mod descriptors;
 pub mod domain;
 pub mod email;
 pub mod error;

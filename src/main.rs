@@ -1,4 +1,4 @@
-use authd::{config::Settings, database, startup::Application, telemetry};
+use authd::{config::Settings, database, descriptors, startup::Application, telemetry};
 use clap::{Parser, Subcommand};
 
 /// authd: sign-in, rotating refresh tokens, per-device sessions and instant revocation.
@@ -30,6 +30,10 @@ fn main() {
     let outcome = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => {
+                match descriptors::raise_limit() {
+                    Ok(limit) => tracing::info!(limit, "open descriptor limit"),
+                    Err(error) => tracing::warn!(%error, "cannot raise the open descriptor limit"),
+                }
                 let application = Application::build(settings).await.map_err(|error| error.to_string())?;
                 application.run_until_stopped().await.map_err(|error| error.to_string())
             }

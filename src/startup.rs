@@ -9,9 +9,15 @@ use crate::{
     config::Settings,
     database,
     email::{Mailer, MailerError},
-    http::{extract::BODY_LIMIT, hardening, problems, rate_limit::IpRateLimiter, routes},
+    http::{
+        extract::BODY_LIMIT,
+        hardening, problems,
+        rate_limit::{IpRateLimiter, SocketRateLimiter},
+        routes,
+    },
     metrics::Metrics,
     passwords::{PasswordError, PasswordHasher},
+    realtime::socket_slots::SocketSlots,
     realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
     services::{AppState, now, retention, revocation, seconds},
     telemetry,
@@ -100,10 +106,17 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server_state = state.clone();
         let rate_limiter = web::Data::new(IpRateLimiter::new(state.settings.rate_limit_ip_per_minute));
+        let socket_rate_limiter = web::Data::new(SocketRateLimiter::new(state.settings.ws_connects_per_minute));
+        let socket_slots = web::Data::new(SocketSlots::new(
+            state.settings.ws_max_sockets_per_session,
+            state.settings.ws_max_sockets_per_user,
+        ));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())
                 .app_data(rate_limiter.clone())
+                .app_data(socket_rate_limiter.clone())
+                .app_data(socket_slots.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(from_fn(problems::problem_bodies))
                 .wrap(from_fn(hardening::secure_headers))

@@ -1,19 +1,25 @@
-//! One budget of requests per client IP, shared by every endpoint that an unauthenticated client can use
-//! to guess or to make mail go out: a token bucket whose burst is `RATE_LIMIT_IP_PER_MINUTE`.
+//! Budgets of requests per minute, as token buckets whose burst is the per-minute figure: one per client IP,
+//! shared by every endpoint that an unauthenticated client can use to guess or to make mail go out
+//! (`RATE_LIMIT_IP_PER_MINUTE`), and one per user for WebSocket tickets and upgrades (`WS_CONNECTS_PER_MINUTE`).
 
-use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{hash::Hash, net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use uuid::Uuid;
 
 use super::client::client_ip;
 use crate::{error::AppError, services::AppState};
 
-/// The per-IP limiter of this node; `None` when the limit is off (0).
-#[derive(Clone)]
-pub struct IpRateLimiter(Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>);
+/// A per-key limiter of this node; `None` when the limit is off (0).
+pub struct KeyedRateLimiter<K: Hash + Eq + Clone>(Option<Arc<DefaultKeyedRateLimiter<K>>>);
 
-impl IpRateLimiter {
+/// The per-IP budget of the sign-in endpoints.
+pub type IpRateLimiter = KeyedRateLimiter<IpAddr>;
+/// The per-user budget of WebSocket tickets and upgrades.
+pub type SocketRateLimiter = KeyedRateLimiter<Uuid>;
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedRateLimiter<K> {
     pub fn new(per_minute: u32) -> Self {
         Self(NonZeroU32::new(per_minute).map(|per_minute| {
             let limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute)));
@@ -31,9 +37,10 @@ impl IpRateLimiter {
         }))
     }
 
-    fn check(&self, ip: IpAddr) -> Result<(), AppError> {
+    /// Spends one unit of `key`'s budget: `rate_limited` with the wait when there is none.
+    pub fn check(&self, key: K) -> Result<(), AppError> {
         let Some(limiter) = &self.0 else { return Ok(()) };
-        limiter.check_key(&ip).map_err(|not_until| {
+        limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             AppError::RateLimited {
                 retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),

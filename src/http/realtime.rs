@@ -3,15 +3,21 @@
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{AuthUser, bearer_token};
+use super::{
+    extract::{AuthUser, bearer_token},
+    rate_limit::SocketRateLimiter,
+};
 use crate::{
     error::{AppError, AppResult},
-    realtime::ws_session,
+    realtime::{socket_slots::SocketSlots, ws_session},
     services::{
         AppState,
         tickets::{self, Credential},
     },
 };
+
+/// The wait suggested when a session or user holds as many sockets as allowed: one closes when a device does.
+const SOCKET_CAP_RETRY_SECONDS: u64 = 30;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TicketResponse {
@@ -27,8 +33,15 @@ pub struct UpgradeQuery {
 
 /// A single-use ticket for opening the WebSocket from a browser (30 s, bound to this session).
 #[utoipa::path(post, path = "/api/auth/ws-ticket", tag = "realtime",
-    responses((status = 200, body = TicketResponse), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn ticket(state: web::Data<AppState>, caller: AuthUser) -> AppResult<HttpResponse> {
+    responses((status = 200, body = TicketResponse), (status = 401, body = crate::error::Problem),
+        (status = 429, description = "rate_limited: past the user's budget of tickets and upgrades", body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn ticket(
+    state: web::Data<AppState>,
+    budget: web::Data<SocketRateLimiter>,
+    caller: AuthUser,
+) -> AppResult<HttpResponse> {
+    budget.check(caller.user)?;
     let ticket = tickets::issue(&state, caller.user, caller.session).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -42,10 +55,13 @@ pub async fn ticket(state: web::Data<AppState>, caller: AuthUser) -> AppResult<H
 #[utoipa::path(get, path = "/api/ws", tag = "realtime", params(UpgradeQuery),
     responses((status = 101, description = "switching to the WebSocket protocol"),
         (status = 400, description = "malformed_request: not a WebSocket upgrade", body = crate::error::Problem),
-        (status = 401, body = crate::error::Problem), (status = 403, description = "origin_not_allowed", body = crate::error::Problem)),
+        (status = 401, body = crate::error::Problem), (status = 403, description = "origin_not_allowed", body = crate::error::Problem),
+        (status = 429, description = "rate_limited: past the user's budget, or the session or user already holds as many sockets as allowed", body = crate::error::Problem)),
     security((), ("bearer" = [])))]
 pub async fn upgrade(
     state: web::Data<AppState>,
+    budget: web::Data<SocketRateLimiter>,
+    slots: web::Data<SocketSlots>,
     request: HttpRequest,
     stream: web::Payload,
     query: web::Query<UpgradeQuery>,
@@ -56,21 +72,26 @@ pub async fn upgrade(
             return Err(AppError::OriginNotAllowed);
         }
     }
-    let grant = if let Some(token) = bearer_token(&request) {
+    // A place under the per-session and per-user caps, taken before the upgrade and before a ticket is used.
+    let reserve = |user, session| {
+        slots.take(user, session).ok_or(AppError::RateLimited {
+            retry_after_seconds: SOCKET_CAP_RETRY_SECONDS,
+        })
+    };
+    let (grant, slot) = if let Some(token) = bearer_token(&request) {
         let caller = AuthUser::from_token(&state, token)?;
-        tickets::admit(
-            &state,
-            Credential::Bearer {
-                user: caller.user,
-                session: caller.session,
-            },
-        )
-        .await?
+        // A ticket was paid for from the user's budget when it was issued; a Bearer upgrade pays here.
+        budget.check(caller.user)?;
+        let credential = Credential::Bearer {
+            user: caller.user,
+            session: caller.session,
+        };
+        tickets::admit(&state, credential, reserve).await?
     } else if let Some(ticket) = &query.ticket {
         if !ws_session::is_upgrade(&request) {
             return Err(AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()));
         }
-        tickets::admit(&state, Credential::Ticket(ticket)).await?
+        tickets::admit(&state, Credential::Ticket(ticket), reserve).await?
     } else {
         return Err(AppError::Unauthorized);
     };
@@ -78,6 +99,7 @@ pub async fn upgrade(
         &request,
         stream,
         state.clone(),
+        slot,
         grant.user,
         grant.session,
         grant.ends_at,

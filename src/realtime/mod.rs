@@ -8,4 +8,5 @@ pub mod live_sets;
 pub mod presence;
 pub mod session_lists;
 pub mod session_manager;
+pub mod socket_slots;
 pub mod ws_session;

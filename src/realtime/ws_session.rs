@@ -17,6 +17,7 @@ use super::{
     events::{ServerMessage, SessionsRevoked},
     frame_limit::{FrameLimit, Oversized},
     session_manager::{Admission, Connect, Disconnect, Push, SessionManager},
+    socket_slots::SocketSlot,
 };
 use crate::services::{
     AppState,
@@ -43,6 +44,8 @@ pub struct WsSession {
     fragment_text: Option<Vec<u8>>,
     /// Set when the input ended at a frame header over the size limit.
     oversized: Oversized,
+    /// This socket's place under the per-session and per-user caps, freed when the actor is dropped.
+    _slot: SocketSlot,
 }
 
 /// Upgrades the request and starts the connection's actor. The caller has authenticated it.
@@ -50,6 +53,7 @@ pub fn start(
     request: &HttpRequest,
     stream: web::Payload,
     state: web::Data<AppState>,
+    slot: SocketSlot,
     user: Uuid,
     session: Uuid,
     ends_at: DateTime<Utc>,
@@ -64,6 +68,7 @@ pub fn start(
         fragment_bytes: 0,
         fragment_text: None,
         oversized: Oversized::default(),
+        _slot: slot,
     };
     let stream = FrameLimit::new(stream, MAXIMUM_MESSAGE_BYTES, actor.oversized.clone());
     ws::WsResponseBuilder::new(actor, request, stream)

@@ -50,8 +50,13 @@ pub struct SocketGrant {
     pub ends_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Lets a socket in for a live session. A ticket is used up only after everything else has passed.
-pub async fn admit(state: &AppState, credential: Credential<'_>) -> AppResult<SocketGrant> {
+/// Lets a socket in for a live session. `reserve` takes what the socket will hold (its place under the caps)
+/// once the session is known to be live; a ticket is used up only after that has passed too.
+pub async fn admit<Reserved>(
+    state: &AppState,
+    credential: Credential<'_>,
+    reserve: impl FnOnce(Uuid, Uuid) -> AppResult<Reserved>,
+) -> AppResult<(SocketGrant, Reserved)> {
     let (user, session, ticket) = match credential {
         Credential::Bearer { user, session } => (user, session, None),
         Credential::Ticket(ticket) => {
@@ -63,14 +68,16 @@ pub async fn admit(state: &AppState, credential: Credential<'_>) -> AppResult<So
         return Err(AppError::SessionRevoked);
     }
     let live = super::sessions::live(state, session).await?;
+    let reserved = reserve(user, session)?;
     if let Some(ticket) = ticket {
         redeem(state, ticket).await?;
     }
-    Ok(SocketGrant {
+    let grant = SocketGrant {
         user,
         session,
         ends_at: super::sessions::ends_at(state, &live),
-    })
+    };
+    Ok((grant, reserved))
 }
 
 /// The user and session of a usable ticket, without using it.

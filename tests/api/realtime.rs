@@ -558,3 +558,77 @@ async fn delivery_latency_on_one_node() {
     }
     crate::helpers::report_latency("one node", &mut latencies);
 }
+
+/// One session may hold `WS_MAX_SOCKETS_PER_SESSION` sockets and one user `WS_MAX_SOCKETS_PER_USER` on a node;
+/// past either, the upgrade is refused with 429 before it happens, and a closed socket frees its place.
+#[actix_web::test]
+async fn sockets_are_capped_per_session_and_per_user() {
+    let app = spawn_app_with(&[("WS_MAX_SOCKETS_PER_SESSION", "2"), ("WS_MAX_SOCKETS_PER_USER", "3")]).await;
+    let (email, laptop) = app.user_with_session().await;
+    let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    let bearer = |tokens: &Tokens| format!("Bearer {}", tokens.access);
+
+    let first = app.socket(&laptop.access).await;
+    let _second = app.socket(&laptop.access).await;
+    let refused = app
+        .try_socket("", &[("authorization", &bearer(&laptop))])
+        .await
+        .err()
+        .expect("the session is at its cap");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["code"], "rate_limited");
+
+    let _third = app.socket(&phone.access).await;
+    let refused = app
+        .try_socket("", &[("authorization", &bearer(&phone))])
+        .await
+        .err()
+        .expect("the user is at its cap");
+    assert_eq!(refused.status, 429);
+    // A ticket is not used up by a refused upgrade.
+    let ticket = app.ticket(&phone.access).await;
+    assert_eq!(
+        app.try_socket(&format!("?ticket={ticket}"), &[])
+            .await
+            .err()
+            .unwrap()
+            .status,
+        429
+    );
+
+    drop(first);
+    let freed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(socket) = app.try_socket(&format!("?ticket={ticket}"), &[]).await {
+                return socket;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a closed socket frees its place");
+    drop(freed);
+}
+
+/// Tickets and upgrades share one budget per user: a burst past `WS_CONNECTS_PER_MINUTE` is refused with 429.
+#[actix_web::test]
+async fn tickets_and_upgrades_share_a_budget_per_user() {
+    let app = spawn_app_with(&[("WS_CONNECTS_PER_MINUTE", "5")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    for _ in 0..4 {
+        app.ticket(&tokens.access).await;
+    }
+    let _socket = app.socket(&tokens.access).await;
+    let refused = app.post_authed("/api/auth/ws-ticket", &tokens.access, None).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_problem(refused, 429, "rate_limited").await;
+    let refused = app
+        .try_socket("", &[("authorization", &format!("Bearer {}", tokens.access))])
+        .await
+        .err()
+        .expect("past the budget");
+    assert_eq!(refused.status, 429);
+    // Another user has a budget of its own.
+    let (_, other) = app.user_with_session().await;
+    app.ticket(&other.access).await;
+}

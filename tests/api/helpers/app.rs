@@ -146,6 +146,7 @@ async fn spawn(overrides: &[(&str, &str)], mail: MailServer) -> TestApp {
         ),
         ("SMTP_URL".to_owned(), format!("smtp://127.0.0.1:{}", mail.port)),
         ("RATE_LIMIT_IP_PER_MINUTE".to_owned(), "0".to_owned()),
+        ("WS_CONNECTS_PER_MINUTE".to_owned(), "0".to_owned()),
         ("OTP_RESEND_COOLDOWN".to_owned(), "0".to_owned()),
     ]);
     for (name, value) in overrides {
