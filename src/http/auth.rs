@@ -225,29 +225,31 @@ pub struct ChallengeResponse {
 
 /// Rotate a refresh token (from the body, or the cookie when the body is absent, empty or `{}`).
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body(content = RefreshRequest, description = "optional with the cookie"),
-    responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::error::Problem),
+        (status = 403, description = "origin_not_allowed: the cookie without an allowed Origin", body = crate::error::Problem)))]
 pub async fn refresh(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: OptionalJsonBody<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
-    let token = body
-        .0
-        .and_then(|body| body.refresh_token)
-        .or_else(|| refresh_cookie_value(&request));
-    let token = token.ok_or(AppError::RefreshTokenInvalid)?;
+    let token = match body.0.and_then(|body| body.refresh_token) {
+        Some(token) => token,
+        None => refresh_cookie_value(&request, &state.settings)?.ok_or(AppError::RefreshTokenInvalid)?,
+    };
     let signed_in = refresh::refresh(&state, &token).await?;
     Ok(token_response(signed_in, &state.settings))
 }
 
 /// End the current session (by Bearer token, or by the refresh cookie).
 #[utoipa::path(post, path = "/api/auth/logout", tag = "accounts",
-    responses((status = 204), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 401, body = crate::error::Problem),
+        (status = 403, description = "origin_not_allowed: the cookie without an allowed Origin", body = crate::error::Problem)),
+    security(("bearer" = [])))]
 pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> AppResult<HttpResponse> {
     if let Some(token) = bearer_token(&request) {
         let caller = AuthUser::from_token(&state, token)?;
         account::logout(&state, caller.user, caller.session).await?;
-    } else if let Some(token) = refresh_cookie_value(&request) {
+    } else if let Some(token) = refresh_cookie_value(&request, &state.settings)? {
         refresh::logout(&state, &token).await?;
     } else {
         return Err(AppError::Unauthorized);

@@ -8,7 +8,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use uuid::Uuid;
 
-use super::client::client_ip;
+use super::client::{budget_key, client_ip};
 use crate::{error::AppError, services::AppState};
 
 /// A per-key limiter of this node; `None` when the limit is off (0).
@@ -69,7 +69,7 @@ fn spend(request: &HttpRequest) -> Result<IpBudget, AppError> {
         return Ok(IpBudget);
     };
     match client_ip(request, &state.settings) {
-        Some(ip) => limiter.check(ip).map(|()| IpBudget),
+        Some(ip) => limiter.check(budget_key(ip)).map(|()| IpBudget),
         None => Ok(IpBudget),
     }
 }

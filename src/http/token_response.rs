@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     config::Settings,
+    error::AppError,
     services::{sessions::SignedIn, users::UserView},
 };
 
@@ -78,9 +79,30 @@ pub fn cleared_refresh_cookie(settings: &Settings) -> Cookie<'static> {
     cookie
 }
 
-pub fn refresh_cookie_value(request: &HttpRequest) -> Option<String> {
-    request
+/// The refresh token of the cookie, when the request comes from a page the service trusts. A browser sends
+/// the cookie by itself, even on a plain form post from a sibling subdomain or another port, where
+/// `SameSite=Strict` does not stop it; so a request carrying it must show an `Origin` in `ALLOWED_ORIGINS`, or
+/// `Sec-Fetch-Site: same-origin`. Otherwise `origin_not_allowed`.
+pub fn refresh_cookie_value(request: &HttpRequest, settings: &Settings) -> Result<Option<String>, AppError> {
+    let Some(token) = request
         .cookie(REFRESH_COOKIE)
         .map(|cookie| cookie.value().to_owned())
         .filter(|value| !value.is_empty())
+    else {
+        return Ok(None);
+    };
+    let header_value = |name: header::HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.trim_end_matches('/').to_owned())
+    };
+    let same_origin = header_value(header::HeaderName::from_static("sec-fetch-site")).as_deref() == Some("same-origin");
+    let allowed_origin = header_value(header::ORIGIN).is_some_and(|origin| settings.allowed_origins.contains(&origin));
+    if same_origin || allowed_origin {
+        Ok(Some(token))
+    } else {
+        Err(AppError::OriginNotAllowed)
+    }
 }

@@ -32,7 +32,7 @@ pub async fn check(
     let key = ThrottleKey::code(purpose, email);
     let standing = throttle::ensure_unlocked(state, &key).await?;
     let consumed = match user {
-        Some(user) => otp::consume(state, user, purpose, challenge, code).await,
+        Some(user) => otp::consume(state, &key, user, purpose, challenge, code).await,
         None => Ok(None),
     };
     let outcome = match consumed {

@@ -10,7 +10,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{AppState, now, seconds};
+use super::{
+    AppState, now, seconds,
+    throttle::{self, ThrottleKey},
+};
 use crate::{
     domain::OtpPurpose,
     error::{AppError, AppResult},
@@ -74,10 +77,12 @@ pub async fn issue(
 
 /// Checks `code` and uses it up. Each try first takes one of the code's attempts with a conditional
 /// UPDATE, so parallel guesses never get more tries than allowed; a right code is then consumed by a
-/// second conditional UPDATE, so parallel right submissions succeed exactly once. `None` when the user
-/// holds no live code of the purpose.
+/// second conditional UPDATE, so parallel right submissions succeed exactly once. Both writes also require
+/// that `key` is not locked, so a guess of a burst that a parallel failure locked out is neither tried nor
+/// able to clear that lock. `None` when the user holds no live code of the purpose.
 pub async fn consume(
     state: &AppState,
+    key: &ThrottleKey,
     user: Uuid,
     purpose: OtpPurpose,
     challenge: Option<Uuid>,
@@ -102,9 +107,12 @@ pub async fn consume(
         .filter(otp::Column::Id.eq(stored.id))
         .filter(otp::Column::ConsumedAt.is_null())
         .filter(otp::Column::Attempts.lt(maximum))
+        .filter(throttle::unlocked(key))
         .exec(&state.database)
         .await?;
     if reserved.rows_affected == 0 {
+        // A parallel attempt may have locked the address since this one's first check.
+        throttle::refuse_if_locked(&state.database, key).await?;
         // Another request used the last try or the code itself in the meantime.
         let current = otp::Entity::find_by_id(stored.id)
             .one(&state.database)
@@ -122,9 +130,11 @@ pub async fn consume(
         .col_expr(otp::Column::ConsumedAt, Expr::value(at))
         .filter(otp::Column::Id.eq(stored.id))
         .filter(otp::Column::ConsumedAt.is_null())
+        .filter(throttle::unlocked(key))
         .exec(&state.database)
         .await?;
     if consumed.rows_affected == 0 {
+        throttle::refuse_if_locked(&state.database, key).await?;
         return Err(AppError::OtpInvalid);
     }
     Ok(Some(stored))

@@ -81,6 +81,21 @@ async fn ensure_unlocked_on(connection: &impl ConnectionTrait, key: &ThrottleKey
     standing(row.map(|row| (row.locked_until_ms, row.failures)))
 }
 
+/// A condition for another table's write: true while `key` is not locked. A write that must not happen during
+/// a lock (using up a code) checks it itself, so a lock a parallel attempt set after this one's first check
+/// still holds.
+pub fn unlocked(key: &ThrottleKey) -> sea_orm::sea_query::SimpleExpr {
+    Expr::exists(
+        Query::select()
+            .expr(Expr::value(1))
+            .from(address_throttle::Entity)
+            .and_where(address_throttle::Column::Key.eq(key.0.clone()))
+            .and_where(address_throttle::Column::LockedUntilMs.gt(now_ms()))
+            .to_owned(),
+    )
+    .not()
+}
+
 /// The address's row as the scalar subqueries of a larger read: `(locked_until_ms, failures)`, each NULL
 /// when the address has no row. A sign-in reads them with the account, in one round trip.
 pub fn standing_columns(key: &ThrottleKey) -> [(Expr, &'static str); 2] {

@@ -492,3 +492,44 @@ async fn cors_answers_allowed_origins_only() {
         .unwrap();
     assert!(simple.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Behind a proxy that appends `ip:port`, `[v6]:port` or `unknown`, a forged left-hand entry must not pick the
+/// budget; and addresses of one IPv6 /64 share one budget.
+#[actix_web::test]
+async fn forged_forwarded_entries_and_rotated_ipv6_addresses_share_one_budget() {
+    let app = spawn_app_with(&[("RATE_LIMIT_IP_PER_MINUTE", "2"), ("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let send = |forwarded: String| {
+        app.client
+            .post(app.url("/api/auth/register"))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({}))
+            .send()
+    };
+    for (appended, label) in [
+        ("198.51.100.7:41234", "ip:port"),
+        ("[2001:db8::7]:443", "[v6]:port"),
+        ("unknown", "unknown"),
+    ] {
+        let statuses: Vec<u16> =
+            futures_util::future::join_all((0..3).map(|forged| send(format!("203.0.113.{forged}, {appended}"))))
+                .await
+                .into_iter()
+                .map(|response| response.unwrap().status().as_u16())
+                .collect();
+        assert_eq!(
+            statuses.iter().filter(|status| **status == 429).count(),
+            1,
+            "{label}: {statuses:?}"
+        );
+    }
+    let rotated: Vec<u16> = futures_util::future::join_all((1..=3).map(|host| send(format!("2001:db8:5:6::{host}"))))
+        .await
+        .into_iter()
+        .map(|response| response.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        rotated.iter().filter(|status| **status == 429).count(),
+        1,
+        "{rotated:?}"
+    );
+}

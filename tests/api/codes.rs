@@ -373,3 +373,46 @@ async fn two_parallel_right_code_sign_ins_make_one_session() {
     statuses.sort();
     assert_eq!(statuses, [200, 400]);
 }
+
+/// A guess that passed the first lock check while a parallel failure locked the address is neither tried nor
+/// able to use up the code (and so to clear the lock): the consuming writes check the lock themselves.
+#[actix_web::test]
+async fn a_lock_set_after_the_first_check_holds_at_the_consuming_write() {
+    use authd::{
+        domain::OtpPurpose,
+        error::AppError,
+        services::{otp, throttle::ThrottleKey},
+    };
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = spawn_app().await;
+    let (email, tokens) = app.user_with_session().await;
+    let state = &app.application_state;
+    let user: uuid::Uuid = tokens.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let code = otp::issue(state, &state.database, user, OtpPurpose::Login, None)
+        .await
+        .unwrap();
+    let key = ThrottleKey::code(OtpPurpose::Login, &email);
+    let lock = |until_ms: i64| entity::address_throttle::ActiveModel {
+        key: Set(key.as_str().to_owned()),
+        failures: Set(15),
+        lock_level: Set(1),
+        locked_until_ms: Set(Some(until_ms)),
+        last_mail_ms: Set(None),
+        last_failure_ms: Set(Some(until_ms)),
+        code_attempts: Set(0),
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    entity::address_throttle::Entity::insert(lock(now_ms + 60_000))
+        .exec(&state.database)
+        .await
+        .unwrap();
+    let refused = otp::consume(state, &key, user, OtpPurpose::Login, None, &code).await;
+    assert!(matches!(refused, Err(AppError::AccountLocked { .. })), "{refused:?}");
+    // Once the lock is over the code is still there: it was neither tried nor used.
+    entity::address_throttle::Entity::update(lock(now_ms - 1))
+        .exec(&state.database)
+        .await
+        .unwrap();
+    let used = otp::consume(state, &key, user, OtpPurpose::Login, None, &code).await;
+    assert!(matches!(used, Ok(Some(_))), "{used:?}");
+}

@@ -92,12 +92,70 @@ async fn twenty_concurrent_refreshes_with_one_token_all_answer_the_same_successo
     );
 }
 
+/// The console's origin, allowed by default.
+const CONSOLE_ORIGIN: &str = "http://localhost:5000";
+
+/// A client that keeps cookies and sends the `Origin` a browser sends from the console.
+fn browser_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("origin", reqwest::header::HeaderValue::from_static(CONSOLE_ORIGIN));
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A browser sends the refresh cookie on any request to the service, even a plain form post from a sibling
+/// subdomain: the cookie counts only with an allowed `Origin` or `Sec-Fetch-Site: same-origin`.
+#[actix_web::test]
+async fn the_refresh_cookie_counts_only_from_an_allowed_origin() {
+    let app = spawn_app().await;
+    let (_, tokens) = app.user_with_session().await;
+    let cookie = format!("refresh_token={}", tokens.refresh);
+    let post = |path: &'static str, headers: Vec<(&'static str, &'static str)>| {
+        let mut request = app.client.post(app.url(path)).header("cookie", cookie.clone());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    for headers in [
+        vec![],
+        vec![("origin", "https://evil.example.com")],
+        vec![("origin", "http://localhost:5001")],
+        vec![("sec-fetch-site", "same-site")],
+    ] {
+        assert_problem(
+            post("/api/auth/refresh", headers.clone()).await.unwrap(),
+            403,
+            "origin_not_allowed",
+        )
+        .await;
+        assert_problem(
+            post("/api/auth/logout", headers).await.unwrap(),
+            403,
+            "origin_not_allowed",
+        )
+        .await;
+    }
+    // Nothing above ended or rotated the session.
+    let same_origin = post("/api/auth/refresh", vec![("sec-fetch-site", "same-origin")])
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status(), StatusCode::OK);
+    let from_console = post("/api/auth/logout", vec![("origin", CONSOLE_ORIGIN)])
+        .await
+        .unwrap();
+    assert_eq!(from_console.status(), StatusCode::NO_CONTENT);
+}
+
 #[actix_web::test]
 async fn the_refresh_cookie_works_without_a_body_or_with_an_empty_object() {
     let app = spawn_app().await;
     let email = crate::helpers::app::unique_email();
     app.signed_up_user(&email).await;
-    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let browser = browser_client();
     let login = browser
         .post(app.url("/api/auth/login"))
         .json(&json!({"email": email, "password": PASSWORD}))
@@ -136,6 +194,7 @@ async fn a_cookie_logout_with_a_rotated_out_token_ends_the_session_as_a_reuse() 
         .client
         .post(app.url("/api/auth/logout"))
         .header("cookie", format!("refresh_token={}", first.refresh))
+        .header("origin", CONSOLE_ORIGIN)
         .send()
         .await
         .unwrap();
