@@ -280,6 +280,13 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     /// reused, so tokens survive a restart.
     fn secret(&mut self, name: &str, environment: Environment, data_dir: &std::path::Path) -> Option<Secret> {
         match (self.lookup)(name).filter(|value| !value.is_empty()) {
+            Some(value) if environment == Environment::Production && !looks_random(value.as_bytes()) => {
+                self.problems.push(format!(
+                    "{name} does not look random (too few distinct bytes, or a short pattern repeated): \
+                     generate one, e.g. with `openssl rand -base64 48`"
+                ));
+                None
+            }
             Some(value) if value.len() >= MINIMUM_SECRET_BYTES => Some(Secret::new(value)),
             Some(_) => {
                 self.problems
@@ -303,6 +310,15 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             },
         }
     }
+}
+
+/// Whether a secret could have come from a random generator: at least 16 distinct bytes, and not a shorter
+/// pattern repeated (`aaaa…`, `passwordpassword…`). A guessable secret lets anyone mint tokens.
+fn looks_random(secret: &[u8]) -> bool {
+    let distinct = secret.iter().collect::<std::collections::HashSet<_>>().len();
+    let repeats_a_pattern =
+        (1..=secret.len() / 2).any(|period| secret.iter().zip(&secret[period..]).all(|(left, right)| left == right));
+    distinct >= 16 && !repeats_a_pattern
 }
 
 fn development_secret(name: &str, data_dir: &std::path::Path) -> std::io::Result<Secret> {

@@ -46,7 +46,7 @@ impl Mail {
         match self {
             Self::VerifyEmail { .. } => "verify_email",
             Self::AlreadyRegistered => "already_registered",
-            Self::LoginCode { .. } => "login_code",
+            Self::LoginCode { .. } => Self::LOGIN_CODE_KIND,
             Self::PasswordResetCode { .. } => "password_reset_code",
             Self::NewSignIn { .. } => "new_sign_in",
             Self::PasswordChanged => "password_changed",
@@ -125,6 +125,9 @@ impl Mail {
             ],
         }
     }
+
+    /// The kind of a sign-in code mail, as the outbox records it.
+    pub const LOGIN_CODE_KIND: &'static str = "login_code";
 
     pub fn build(&self, from: &Mailbox, to: &str) -> Result<lettre::Message, lettre::error::Error> {
         let to: Mailbox = to.parse().map_err(|_| lettre::error::Error::MissingTo)?;

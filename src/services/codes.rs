@@ -2,7 +2,9 @@
 //! of a password sign-in. Every check counts failures per address and purpose across codes.
 
 use entity::{otp as otp_entity, user};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::{
@@ -182,18 +184,35 @@ pub struct Challenge {
     pub expires_in: u64,
 }
 
-/// Starts the second step of a password sign-in and mails its code (no cooldown: it needs the password).
+/// Code mails an address may get in an hour from challenged sign-ins: each needs the password, but whoever has
+/// it could otherwise mail-bomb the owner.
+const CHALLENGE_MAILS_PER_HOUR: u64 = 10;
+
+/// Starts the second step of a password sign-in and mails its code: no cooldown, so a second sign-in a moment
+/// after the first gets its own code, but at most `CHALLENGE_MAILS_PER_HOUR` code mails an hour. Past that the
+/// challenge is still answered, with no mail.
 pub async fn start_challenge(state: &AppState, user: &user::Model) -> AppResult<Challenge> {
     let id = Uuid::now_v7();
     let transaction = state.database.begin().await?;
     let code = otp::issue(state, &transaction, user.id, OtpPurpose::LoginChallenge, Some(id)).await?;
-    let minutes = state.settings.otp_ttl.as_secs() / 60;
-    state
-        .mailer
-        .queue(&transaction, &user.email, &Mail::LoginCode { code, minutes })
+    let recent_mails = entity::mail_outbox::Entity::find()
+        .filter(entity::mail_outbox::Column::Recipient.eq(user.email.clone()))
+        .filter(entity::mail_outbox::Column::Kind.eq(Mail::LOGIN_CODE_KIND))
+        .filter(entity::mail_outbox::Column::CreatedAt.gt(now() - chrono::Duration::hours(1)))
+        .count(&transaction)
         .await?;
+    let mailed = recent_mails < CHALLENGE_MAILS_PER_HOUR;
+    if mailed {
+        let minutes = state.settings.otp_ttl.as_secs() / 60;
+        state
+            .mailer
+            .queue(&transaction, &user.email, &Mail::LoginCode { code, minutes })
+            .await?;
+    }
     transaction.commit().await?;
-    state.mailer.wake();
+    if mailed {
+        state.mailer.wake();
+    }
     Ok(Challenge {
         id,
         methods: vec!["email_otp"],

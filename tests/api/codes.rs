@@ -416,3 +416,23 @@ async fn a_lock_set_after_the_first_check_holds_at_the_consuming_write() {
     let used = otp::consume(state, &key, user, OtpPurpose::Login, None, &code).await;
     assert!(matches!(used, Ok(Some(_))), "{used:?}");
 }
+
+/// Anyone with the password could mail-bomb the owner through challenged sign-ins: at most 10 code mails an
+/// hour, while every sign-in still gets its challenge (and the first ones each their own code).
+#[actix_web::test]
+async fn challenge_mails_are_capped_per_hour() {
+    let app = spawn_app().await;
+    let (email, tokens) = app.user_with_session().await;
+    enable_second_factor(&app, &tokens.access).await;
+    let (first, _) = challenge(&app, &email).await;
+    let (second, second_code) = challenge(&app, &email).await;
+    assert_ne!(first, second);
+    assert_eq!(answer(&app, &second, &second_code).await.status(), StatusCode::OK);
+    for _ in 2..14 {
+        let response = app.login(&email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.json::<Value>().await.unwrap()["mfa_required"], true);
+    }
+    app.mail.assert_no_new_mail(&email, 1 + 10).await;
+    assert_eq!(app.mail.count_subject(&email, "Your sign-in code").await, 10);
+}

@@ -38,6 +38,26 @@ fn production_refuses_a_weak_secret_and_names_it_without_its_value() {
 }
 
 #[test]
+fn production_refuses_guessable_secrets_of_any_length() {
+    let repeated = "a".repeat(64);
+    let pattern = "password".repeat(5);
+    let period_twenty = "0123456789abcdefghij".repeat(3);
+    for guessable in [repeated.as_str(), pattern.as_str(), period_twenty.as_str()] {
+        let lookup = |name: &str| match name {
+            "APP_ENV" => Some("production".to_owned()),
+            "JWT_ACCESS_SECRET" => Some(guessable.to_owned()),
+            "OTP_SECRET" => Some("Zk3q9-Xv2Lp_8sWn4Rb7Tc1Yh6Fd0Gm5Jw".to_owned()),
+            "SMTP_URL" => Some("smtp://127.0.0.1:1".to_owned()),
+            _ => None,
+        };
+        let error = Settings::from_lookup(lookup).err().expect("refused").to_string();
+        assert!(error.contains("JWT_ACCESS_SECRET does not look random"), "{error}");
+        assert!(!error.contains(guessable), "the secret was printed: {error}");
+        assert!(!error.contains("OTP_SECRET"), "a good secret was reported: {error}");
+    }
+}
+
+#[test]
 fn production_names_every_missing_setting() {
     let output = authd(&[("APP_ENV", "production")]);
     assert!(!output.status.success());
