@@ -71,13 +71,50 @@ pub enum AppError {
     #[error("service unavailable: {0}")]
     ServiceUnavailable(String),
     #[error("database error: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    Database(sea_orm::DbErr),
     #[error("password hashing error: {0}")]
     Password(crate::passwords::PasswordError),
     #[error("token signing error: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    /// A database that cannot be reached (refused or dropped connections, a pool that waited in vain, a server
+    /// shutting down) is an outage to wait out (503, try again shortly); anything else is a fault.
+    fn from(error: sea_orm::DbErr) -> Self {
+        if is_unreachable(&error) {
+            Self::ServiceUnavailable(format!("database unreachable: {error}"))
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// Whether a database error says the database could not be reached, rather than that a statement failed.
+fn is_unreachable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        // Failures to get a connection at all.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(error)) | DbErr::Query(RuntimeErr::SqlxError(error)) => {
+            match error.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // SQLSTATE class 08 (connection exception) and 57P (the server is shutting down or starting).
+                sqlx::Error::Database(error) => error
+                    .code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 impl From<crate::passwords::PasswordError> for AppError {
@@ -201,7 +238,10 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // An outage or shed load, not a fault: the cause is logged without the weight of an error.
+            tracing::warn!(error = %self, "request turned away");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = HttpResponse::build(status);

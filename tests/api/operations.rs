@@ -2,7 +2,10 @@ use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{
+    app::{PASSWORD, assert_problem},
+    spawn_app,
+};
 
 #[actix_web::test]
 async fn health_endpoints_answer() {
@@ -242,4 +245,61 @@ async fn sqlite_commits_reach_the_database_file_in_the_background() {
         in_file = users_in_file().await;
     }
     assert_eq!(in_file, 3, "the new accounts never left the write-ahead log");
+}
+
+/// A database that refuses connections, its open ones cut, is an outage: requests that need it answer 503
+/// `service_unavailable` with `Retry-After` (not 500), and the service serves again once it returns.
+#[actix_web::test]
+#[ignore = "needs PostgreSQL (TEST_POSTGRES_URL): .ci/run runs it"]
+async fn an_unreachable_database_answers_503_and_the_service_recovers() {
+    use sea_orm::Database;
+    let server_url = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL is set");
+    let app = spawn_app().await;
+    let (email, tokens) = app.user_with_session().await;
+    let name = url::Url::parse(&app.database_url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let server = Database::connect(&server_url).await.unwrap();
+    let cut = |allow: bool| {
+        let server = &server;
+        let name = name.clone();
+        async move {
+            server
+                .execute_unprepared(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}"))
+                .await
+                .unwrap();
+            if !allow {
+                server
+                    .execute_unprepared(&format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    cut(false).await;
+    let responses = [
+        app.login(&email, PASSWORD).await,
+        app.refresh(&tokens.refresh).await,
+        app.get_authed("/api/auth/sessions", &tokens.access).await,
+        app.post_authed("/api/auth/ws-ticket", &tokens.access, None).await,
+    ];
+    for response in responses {
+        assert!(response.headers().contains_key("retry-after"));
+        assert_problem(response, 503, "service_unavailable").await;
+    }
+    cut(true).await;
+    let recovered = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            if app.login(&email, PASSWORD).await.status() == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(recovered.is_ok(), "the service did not recover");
 }
