@@ -243,3 +243,26 @@ async fn addresses_with_nul_bytes_answer_as_wrong_ones() {
             >= 3
     );
 }
+
+/// Valid JSON of the wrong shape is 422 on every endpoint, whatever the field's type (an enum, a struct read
+/// from an array); only text that is not JSON is 400.
+#[actix_web::test]
+async fn valid_json_of_the_wrong_shape_is_422_everywhere() {
+    let app = spawn_app().await;
+    for purpose in [json!(5), json!({}), json!([null, null])] {
+        let response = app
+            .post_json(
+                "/api/auth/otp/request",
+                &json!({"email": "a@example.com", "purpose": purpose}),
+            )
+            .await;
+        let body = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "purpose", "{body}");
+    }
+    for path in ["/api/auth/refresh", "/api/auth/login", "/api/auth/register"] {
+        for shape in [json!([null, null]), json!(["x", {}]), json!(7), json!("text")] {
+            let response = app.post_json(path, &shape).await;
+            assert_problem(response, 422, "validation_failed").await;
+        }
+    }
+}
