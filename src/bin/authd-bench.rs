@@ -37,6 +37,7 @@ const ALL: &[&str] = &[
     "sessions",
     "logout",
     "login",
+    "registrations",
     "isolation",
     "fanout",
     "sockets",
@@ -303,10 +304,24 @@ impl Fixtures {
 /// What one connection does, request after request.
 #[derive(Clone)]
 enum Job {
-    Get { path: &'static str, token: Option<String> },
-    Refresh { token: String },
-    Logout { tokens: Vec<String> },
-    Login { email: String },
+    Get {
+        path: &'static str,
+        token: Option<String>,
+    },
+    Refresh {
+        token: String,
+    },
+    Logout {
+        tokens: Vec<String>,
+    },
+    Login {
+        email: String,
+    },
+    /// Registers a new address at each step: `{prefix}-{next}@example.com`.
+    Register {
+        prefix: String,
+        next: u64,
+    },
 }
 
 #[derive(Default)]
@@ -355,6 +370,18 @@ async fn step(client: &awc::Client, base: &str, job: &mut Job, tally: &mut Tally
                 .await
             {
                 Ok(response) => response.status().as_u16() == 204,
+                Err(_) => false,
+            }
+        }
+        Job::Register { prefix, next } => {
+            *next += 1;
+            let email = format!("{prefix}-{next}@example.com");
+            match client
+                .post(format!("{base}/api/auth/register"))
+                .send_json(&json!({"email": email, "password": PASSWORD}))
+                .await
+            {
+                Ok(mut response) => response.status().as_u16() == 202 && response.body().await.is_ok(),
                 Err(_) => false,
             }
         }
@@ -891,6 +918,35 @@ fn main() {
                         100.0 * result.requests_per_second / bound
                     );
                     rows.push(result);
+                }
+                "registrations" => {
+                    // Each registration hashes a new password: the figure that matters is the memory left
+                    // behind, which must not grow with the number of registrations.
+                    let (before, _) = node.memory();
+                    let connections = 4;
+                    let jobs = (0..connections)
+                        .map(|connection| Job::Register {
+                            prefix: format!("bench-{}-{connection}", Uuid::now_v7().simple()),
+                            next: 0,
+                        })
+                        .collect();
+                    let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+                    let (after, peak) = node.memory();
+                    let registered = tally.latencies.len();
+                    rows.push(row(
+                        name,
+                        &backend,
+                        connections,
+                        tally,
+                        elapsed,
+                        format!(
+                            "{registered} new addresses; server RSS {} MiB before, {} MiB after (peak {} MiB)",
+                            before / 1024,
+                            after / 1024,
+                            peak / 1024
+                        ),
+                    ));
                 }
                 "isolation" => {
                     let (_, email) = fixtures.user().await;
