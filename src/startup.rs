@@ -18,7 +18,11 @@ use crate::{
     metrics::Metrics,
     passwords::{PasswordError, PasswordHasher},
     realtime::socket_slots::SocketSlots,
-    realtime::{bus::EventBus, presence::PresenceWriter, session_manager::SessionManager},
+    realtime::{
+        bus::EventBus,
+        presence::PresenceWriter,
+        session_manager::{CloseAll, SessionManager},
+    },
     services::{AppState, now, retention, revocation, seconds},
     telemetry,
     tokens::{AccessTokens, Keyed, revocation_window},
@@ -126,6 +130,8 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(5)
+        // Signals are handled in `run_until_stopped`, which closes the WebSockets before the server stops.
+        .disable_signals()
         .run();
         tracing::info!(port, "listening");
         Ok(Self { port, server, state })
@@ -143,8 +149,63 @@ impl Application {
         self.server.handle()
     }
 
+    /// What stops this node: closes its sockets, then the server.
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown {
+            server: self.server.handle(),
+            manager: self.state.bus.manager().clone(),
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down as `Shutdown::run` does.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let shutdown = self.shutdown();
+        actix_web::rt::spawn(async move {
+            if wait_for_stop_signal().await {
+                shutdown.run().await;
+            }
+        });
         self.server.await
+    }
+}
+
+/// Stops a node the way a client can recover from at once: every WebSocket first gets a close frame with 1012
+/// (service restart), so its client reconnects to another node now instead of after a timeout; then the
+/// server stops, finishing requests in flight for up to 5 s.
+#[derive(Clone)]
+pub struct Shutdown {
+    server: actix_web::dev::ServerHandle,
+    manager: actix::Addr<SessionManager>,
+}
+
+impl Shutdown {
+    pub async fn run(&self) {
+        match self.manager.send(CloseAll).await {
+            Ok(sockets) => tracing::info!(sockets, "shutting down: closing the WebSockets"),
+            Err(error) => tracing::warn!(%error, "shutting down: the session manager did not answer"),
+        }
+        self.server.stop(true).await;
+    }
+}
+
+/// Waits for SIGTERM or SIGINT; false when no signal can be waited for.
+async fn wait_for_stop_signal() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::warn!("cannot listen for stop signals");
+            return false;
+        };
+        tokio::select! {
+            _ = terminate.recv() => true,
+            _ = interrupt.recv() => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
     }
 }
 

@@ -25,7 +25,15 @@ pub enum Push {
     Text(String),
     /// Send this text frame, then close with 4001: the socket's session has ended.
     Revoked(String),
+    /// Close with 1012 (service restart): this node is shutting down, and the client should reconnect to
+    /// another at once.
+    ShuttingDown,
 }
+
+/// Asks every socket of this node to close because the node is shutting down; answers how many were asked.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll;
 
 /// A socket opened for a session. Answers why, when that session has already ended (it may have ended
 /// between the upgrade's check and this message), so the socket can say so before it closes.
@@ -121,6 +129,24 @@ impl Actor for SessionManager {
         context.run_interval(Duration::from_secs(60), |manager, _| {
             manager.revoked.prune(chrono::Utc::now())
         });
+    }
+}
+
+impl Handler<CloseAll> for SessionManager {
+    type Result = usize;
+
+    fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> usize {
+        let mut asked = 0;
+        for recipient in self
+            .sockets
+            .values()
+            .flat_map(HashMap::values)
+            .flat_map(HashMap::values)
+        {
+            recipient.do_send(Push::ShuttingDown);
+            asked += 1;
+        }
+        asked
     }
 }
 

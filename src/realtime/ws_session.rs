@@ -212,6 +212,7 @@ impl Handler<Push> for WsSession {
                 context.text(text);
                 Self::close(context, CloseCode::Other(SESSION_ENDED_CLOSE_CODE), "session_revoked");
             }
+            Push::ShuttingDown => Self::close(context, CloseCode::Restart, "service restart"),
         }
     }
 }

@@ -4,6 +4,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{
     Message,
+    client::IntoClientRequest,
+    http::HeaderValue,
     protocol::frame::{
         Frame,
         coding::{Data, OpCode},
@@ -631,4 +633,75 @@ async fn tickets_and_upgrades_share_a_budget_per_user() {
     // Another user has a budget of its own.
     let (_, other) = app.user_with_session().await;
     app.ticket(&other.access).await;
+}
+
+/// A node that stops (SIGTERM runs the same shutdown) closes every WebSocket at once with 1012, so clients
+/// reconnect to another node now instead of after a 5 s cut without a close frame.
+#[actix_web::test]
+async fn shutting_down_closes_every_socket_with_1012_at_once() {
+    let app = spawn_app().await;
+    let (email, laptop) = app.user_with_session().await;
+    let phone = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
+    let mut laptop_socket = app.socket(&laptop.access).await;
+    let mut phone_socket = app.socket(&phone.access).await;
+    let shutdown = app.shutdown.clone();
+    actix_web::rt::spawn(async move { shutdown.run().await });
+    assert_eq!(laptop_socket.close_code(Duration::from_secs(1)).await, 1012);
+    assert_eq!(phone_socket.close_code(Duration::from_secs(1)).await, 1012);
+}
+
+/// The real binary, stopped with SIGTERM, sends every socket a 1012 close frame at once and exits cleanly.
+#[actix_web::test]
+async fn sigterm_closes_the_binarys_sockets_with_1012() {
+    use crate::helpers::app::{JWT_SECRET, OTP_SECRET};
+    let app = spawn_app().await;
+    let (_, tokens) = app.user_with_session().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data_dir = std::env::temp_dir()
+        .join("authd-tests")
+        .join(uuid::Uuid::now_v7().to_string());
+    let mut node = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", &app.database_url)
+        .env("DATA_DIR", &data_dir)
+        .env("SMTP_URL", format!("smtp://127.0.0.1:{}", app.mail.port))
+        .env("JWT_ACCESS_SECRET", JWT_SECRET)
+        .env("OTP_SECRET", OTP_SECRET)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("http://127.0.0.1:{port}/health/live"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the node did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut request = format!("ws://127.0.0.1:{port}/api/ws").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", tokens.access)).unwrap(),
+    );
+    let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = Socket { stream };
+    assert_eq!(socket.next_json().await["type"], "hello");
+
+    // SAFETY: kill sends a signal to the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(node.id().unwrap()).unwrap(), libc::SIGTERM) },
+        0
+    );
+    assert_eq!(socket.close_code(Duration::from_secs(1)).await, 1012);
+    let status = tokio::time::timeout(Duration::from_secs(10), node.wait())
+        .await
+        .expect("the node stops")
+        .unwrap();
+    assert!(status.success(), "{status}");
 }

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub mail: MailServer,
     pub database_url: String,
     pub application_state: actix_web::web::Data<authd::services::AppState>,
+    /// Stops this node as SIGTERM would.
+    pub shutdown: authd::startup::Shutdown,
 }
 
 /// A token pair as a test holds it.
@@ -160,6 +162,7 @@ async fn spawn(overrides: &[(&str, &str)], mail: MailServer) -> TestApp {
     let application = Application::build(settings).await.expect("the application starts");
     let port = application.port();
     let application_state = application.state();
+    let shutdown = application.shutdown();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -167,6 +170,7 @@ async fn spawn(overrides: &[(&str, &str)], mail: MailServer) -> TestApp {
         mail,
         database_url,
         application_state,
+        shutdown,
     }
 }
 
