@@ -26,7 +26,8 @@ impl FieldError {
 /// What the client should learn, plus internal causes that it should not.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("the body is not valid JSON")]
+    /// The request cannot be read at all; carries the sentence the client is told (never any of the input).
+    #[error("malformed request")]
     MalformedRequest(String),
     #[error("validation failed")]
     ValidationFailed(Vec<FieldError>),
@@ -164,9 +165,7 @@ impl AppError {
     /// A sentence for people; never carries input, internals or secrets.
     fn detail(&self) -> String {
         match self {
-            Self::MalformedRequest(position) => {
-                format!("The request body is not valid JSON ({position}).")
-            }
+            Self::MalformedRequest(detail) => detail.clone(),
             Self::ValidationFailed(_) => "The request has invalid fields.".to_owned(),
             Self::UnsupportedMediaType => "Send the body as application/json.".to_owned(),
             Self::PayloadTooLarge => "The request body is over 16 KiB.".to_owned(),

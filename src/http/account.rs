@@ -14,8 +14,10 @@ use crate::{
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct UpdateMeRequest {
-    /// `null` or empty clears the name; absent leaves it.
+    /// `null` or empty clears the name; absent leaves it. Trimmed; at most 100 characters and no control
+    /// characters.
     #[serde(default, deserialize_with = "present")]
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub name: Option<Option<String>>,
 }
 

@@ -28,6 +28,8 @@ pub struct RegisterRequest {
     pub email: String,
     #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
+    /// Trimmed; at most 100 characters and no control characters. Empty means none.
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub name: Option<String>,
 }
 

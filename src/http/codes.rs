@@ -46,10 +46,16 @@ pub struct ResetRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChallengeAnswer {
     pub challenge_id: Uuid,
-    /// `email_otp` (later `totp`, `recovery_code`).
-    pub method: String,
+    pub method: SecondFactorMethod,
     #[schema(pattern = "^[0-9]{6}$")]
     pub code: String,
+}
+
+/// How a challenged sign-in is finished: today only with the mailed code.
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorMethod {
+    EmailOtp,
 }
 
 fn parse_email(raw: &str) -> AppResult<EmailAddress> {
@@ -135,9 +141,7 @@ pub async fn finish_login(
     request: HttpRequest,
     body: JsonBody<ChallengeAnswer>,
 ) -> AppResult<HttpResponse> {
-    if body.0.method != "email_otp" {
-        return Err(AppError::validation("method", "is not available for this account"));
-    }
+    let SecondFactorMethod::EmailOtp = body.0.method;
     let code = parse_code(&body.0.code)?;
     let client = client_info(&request, &state.settings);
     let signed_in = codes::finish_challenge(&state, body.0.challenge_id, code, &client).await?;

@@ -79,7 +79,7 @@ fn payload_error(error: actix_web::Error) -> AppError {
     if error.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
         AppError::PayloadTooLarge
     } else {
-        AppError::MalformedRequest("the body could not be read".to_owned())
+        AppError::MalformedRequest("The request body could not be read.".to_owned())
     }
 }
 
@@ -87,13 +87,17 @@ fn payload_error(error: actix_web::Error) -> AppError {
 /// from the text let serde_json report some wrong shapes (a number where an enum belongs, an array where a
 /// struct does) as syntax errors, so the same body answered 400 on one endpoint and 422 on another.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|error| AppError::MalformedRequest(position(&error)))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| not_json(&error))?;
     serde_path_to_error::deserialize(value).map_err(shape_error)
 }
 
-fn position(error: &serde_json::Error) -> String {
-    format!("line {}, column {}", error.line(), error.column())
+/// Where the text stopped being JSON, never what it said.
+fn not_json(error: &serde_json::Error) -> AppError {
+    AppError::MalformedRequest(format!(
+        "The request body is not valid JSON (line {}, column {}).",
+        error.line(),
+        error.column()
+    ))
 }
 
 /// Turns a serde error into the contract's error without echoing any of the input.
@@ -127,7 +131,7 @@ fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError
             };
             AppError::ValidationFailed(vec![FieldError::new(&field, message)])
         }
-        Category::Syntax | Category::Eof | Category::Io => AppError::MalformedRequest(position(&inner)),
+        Category::Syntax | Category::Eof | Category::Io => not_json(&inner),
     }
 }
 

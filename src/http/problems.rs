@@ -42,7 +42,7 @@ pub async fn problem_bodies(
         StatusCode::METHOD_NOT_ALLOWED => Some(AppError::MethodNotAllowed),
         StatusCode::PAYLOAD_TOO_LARGE => Some(AppError::PayloadTooLarge),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Some(AppError::UnsupportedMediaType),
-        StatusCode::BAD_REQUEST => Some(AppError::MalformedRequest("the request could not be read".to_owned())),
+        StatusCode::BAD_REQUEST => Some(AppError::MalformedRequest("The request could not be read.".to_owned())),
         status if status.is_server_error() => Some(AppError::Internal(format!("unhandled {status}"))),
         _ => None,
     };

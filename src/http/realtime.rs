@@ -16,6 +16,8 @@ use crate::{
     },
 };
 
+const NOT_AN_UPGRADE: &str = "This path takes only a WebSocket upgrade.";
+
 /// The wait suggested when a session or user holds as many sockets as allowed: one closes when a device does.
 const SOCKET_CAP_RETRY_SECONDS: u64 = 30;
 
@@ -89,7 +91,7 @@ pub async fn upgrade(
         tickets::admit(&state, credential, reserve).await?
     } else if let Some(ticket) = &query.ticket {
         if !ws_session::is_upgrade(&request) {
-            return Err(AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()));
+            return Err(AppError::MalformedRequest(NOT_AN_UPGRADE.to_owned()));
         }
         tickets::admit(&state, Credential::Ticket(ticket), reserve).await?
     } else {
@@ -104,5 +106,5 @@ pub async fn upgrade(
         grant.session,
         grant.ends_at,
     )
-    .map_err(|_| AppError::MalformedRequest("a WebSocket upgrade is expected".to_owned()))
+    .map_err(|_| AppError::MalformedRequest(NOT_AN_UPGRADE.to_owned()))
 }

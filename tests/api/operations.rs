@@ -303,3 +303,36 @@ async fn an_unreachable_database_answers_503_and_the_service_recovers() {
     .await;
     assert!(recovered.is_ok(), "the service did not recover");
 }
+
+/// The document states what the server enforces, so a client generated from it sends nothing the server
+/// refuses without saying why.
+#[actix_web::test]
+async fn the_openapi_document_states_the_servers_rules() {
+    let app = spawn_app().await;
+    let document: Value = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(schemas["SecondFactorMethod"]["enum"], serde_json::json!(["email_otp"]));
+    let name = &schemas["RegisterRequest"]["properties"]["name"];
+    assert_eq!(name["maxLength"], 100, "{name}");
+    assert!(name["pattern"].as_str().unwrap().contains("u001F"), "{name}");
+    let handle = &schemas["VerifyEmailRequest"]["properties"]["registration"];
+    assert!(handle["pattern"].is_string(), "{handle}");
+    let register = &document["paths"]["/api/auth/register"]["post"]["responses"]["202"];
+    assert!(register.to_string().contains("RegisterResponse"), "{register}");
+
+    // A plain GET of the upgrade path says what it wants, not something about a JSON body.
+    let plain = app.client.get(app.url("/api/ws?ticket=x")).send().await.unwrap();
+    let problem = assert_problem(plain, 400, "malformed_request").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("WebSocket upgrade"),
+        "{problem}"
+    );
+}
