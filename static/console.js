@@ -755,35 +755,6 @@
     });
   });
 
-  // The handle of this tab's registration, kept for the tab's life so a reload still sets the password.
-  function registrationKey(email) {
-    return `authd.registration:${email.toLowerCase()}`;
-  }
-
-  function rememberRegistration(email, handle) {
-    try {
-      if (handle) sessionStorage.setItem(registrationKey(email), handle);
-    } catch {
-      // Storage may be off; the handle still travels in the code step.
-    }
-  }
-
-  function rememberedRegistration(email) {
-    try {
-      return sessionStorage.getItem(registrationKey(email));
-    } catch {
-      return null;
-    }
-  }
-
-  function forgetRegistration(email) {
-    try {
-      sessionStorage.removeItem(registrationKey(email));
-    } catch {
-      // Nothing kept.
-    }
-  }
-
   el.loginVerify.addEventListener("click", () => {
     const email = el.loginEmail.value.trim();
     if (!requireFields([[el.loginEmail, "Enter your email address first."]])) return;
@@ -814,8 +785,6 @@
       if (name) body.name = name;
       try {
         const answer = await request("POST", "/api/auth/register", { body });
-        // Only this browser holds the handle: the code sets the password chosen here only together with it.
-        rememberRegistration(email, answer.registration);
         showCodeStep({ mode: "verify_email", email, registration: answer.registration });
       } catch (error) {
         showError(error.message);
@@ -843,11 +812,11 @@
       try {
         let tokens;
         if (step.mode === "verify_email") {
+          // The handle lives in this page's memory only, like the tokens: with it the code sets the password
+          // chosen here; without it (another browser, a reload) the address is verified but gets no password.
           const body = { email: step.email, code };
-          const registration = step.registration || rememberedRegistration(step.email);
-          if (registration) body.registration = registration;
+          if (step.registration) body.registration = step.registration;
           tokens = await request("POST", "/api/auth/verify-email", { body });
-          forgetRegistration(step.email);
           if (tokens.password_set === false) {
             toast("Address confirmed. This browser did not create the account, so no password was set: sign in with an emailed code.", "info");
           }

@@ -77,6 +77,9 @@ const IP_BUDGET_PATHS: [&str; 7] = [
     "/api/auth/password/reset",
 ];
 
+/// The endpoints that answer without the database (and so without its 503).
+const NO_DATABASE_PATHS: [&str; 2] = ["/health/live", "/metrics"];
+
 impl Modify for ProblemAnswers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -87,14 +90,15 @@ impl Modify for ProblemAnswers {
                 &mut item.delete,
                 &mut item.patch,
             ];
+            let needs_database = !NO_DATABASE_PATHS.contains(&path.as_str());
             for operation in operations.into_iter().flatten() {
-                complete(operation, IP_BUDGET_PATHS.contains(&path.as_str()));
+                complete(operation, IP_BUDGET_PATHS.contains(&path.as_str()), needs_database);
             }
         }
     }
 }
 
-fn complete(operation: &mut Operation, spends_ip_budget: bool) {
+fn complete(operation: &mut Operation, spends_ip_budget: bool, needs_database: bool) {
     let mut implied = Vec::new();
     if operation.request_body.is_some() {
         implied.extend([
@@ -105,10 +109,16 @@ fn complete(operation: &mut Operation, spends_ip_budget: bool) {
         ]);
     }
     if operation.security.is_some() {
-        implied.push(("401", "unauthorized, token_expired or session_revoked"));
+        implied.push(("401", "unauthorized, token_expired, session_revoked or session_expired"));
     }
     if spends_ip_budget {
         implied.push(("429", "rate_limited (with Retry-After)"));
+    }
+    if needs_database {
+        implied.push((
+            "503",
+            "service_unavailable: the database cannot be reached, or too many password checks wait (with Retry-After)",
+        ));
     }
     let responses = &mut operation.responses.responses;
     for (status, description) in implied {

@@ -57,3 +57,63 @@ async fn signing_out_everywhere_shows_on_the_other_browser_within_a_second() {
     }
     println!("screenshots in {}", output_dir.display());
 }
+
+/// Registration in the console: the page keeps the registration's handle and sends it with the code, so the
+/// password chosen in that browser becomes the account's (it signs in with it afterwards).
+#[actix_web::test]
+#[ignore = "needs Chromium and `npm ci --prefix tests/browser`: .ci/run installs both and runs it"]
+async fn registering_in_the_console_sets_the_password_chosen_there() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core").exists(),
+        "run `npm ci --prefix tests/browser` first"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let origin = format!("http://127.0.0.1:{port}");
+    let app = spawn_app_with(&[("PORT", &port), ("ALLOWED_ORIGINS", &origin)]).await;
+    let email = crate::helpers::app::unique_email();
+    let output_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&output_dir).unwrap();
+    let mut browser = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/register.mjs"))
+        .args(["--url", &origin, "--email", &email, "--password", PASSWORD, "--out"])
+        .arg(&output_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(browser.stdout.take().unwrap()).lines();
+    let awaiting = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the code step in time")
+        .unwrap();
+    let Some(awaiting) = awaiting else {
+        let output = browser.wait_with_output().await.unwrap();
+        panic!("the browser test failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    };
+    assert_eq!(awaiting, r#"{"awaiting_code":true}"#);
+    let code = app.mail.wait_for_mail(&email, 0).await.code().unwrap();
+    let mut stdin = browser.stdin.take().unwrap();
+    stdin.write_all(format!("{code}\n").as_bytes()).await.unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the browser test ends in time")
+        .unwrap();
+    let output = browser.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the browser test failed:\n{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&result.unwrap()).unwrap();
+    assert_eq!(summary["password_sign_in"], true);
+    // The account's password is the one typed in the browser, and its name the one given there.
+    let tokens = app.login(&email, PASSWORD).await;
+    assert_eq!(tokens.status(), 200);
+    assert_eq!(tokens.json::<serde_json::Value>().await.unwrap()["user"]["name"], "Ada");
+}

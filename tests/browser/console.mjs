@@ -19,17 +19,17 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const LAUNCH_ARGS = [
-  "--headless=new",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import {
+  CHROMIUM,
+  Failure,
+  LAUNCH_ARGS,
+  checkNoStoredTokens,
+  failureMessage,
+  openConsole,
+  signInWithPassword,
+  watchPage,
+} from "./common.mjs";
+
 const OVERALL_TIMEOUT_MS = 60_000;
 const READY_TIMEOUT_MS = 10_000; // both devices listed, the other one online
 const SIGNED_OUT_LIMIT_MS = 1_000;
@@ -56,8 +56,6 @@ const DEVICES = {
     },
   },
 };
-
-class Failure extends Error {}
 
 function usage(message) {
   process.stderr.write(
@@ -94,47 +92,9 @@ function readArgs() {
   return { ...values, url: new URL("/", url).href, out: path.resolve(values.out) };
 }
 
-/** Everything the page reports that points at a bug: uncaught errors and content-security-policy refusals. */
-function watchPage(page, name, problems) {
-  page.on("pageerror", (error) => problems.push(`${name}: uncaught error in the page: ${error.message}`));
-  page.on("console", (message) => {
-    const text = message.text();
-    if (message.type() === "error" && /Content Security Policy/i.test(text)) {
-      problems.push(`${name}: CSP violation: ${text}`);
-    }
-  });
-}
-
 async function signIn(page, name, args) {
-  let response;
-  try {
-    response = await page.goto(args.url, { waitUntil: "domcontentloaded" });
-  } catch (error) {
-    throw new Failure(`${name}: cannot open ${args.url}: ${String(error.message).split("\n")[0]}`);
-  }
-  if (!response || !response.ok()) {
-    throw new Failure(`${name}: GET ${args.url} answered ${response ? response.status() : "nothing"}`);
-  }
-  const email = page.getByTestId("login-email");
-  await email.waitFor({ state: "visible", timeout: 10_000 }).catch(() => {
-    throw new Failure(`${name}: the login form did not appear`);
-  });
-  await email.fill(args.email);
-  await page.getByTestId("login-password").fill(args.password);
-  await page.getByTestId("login-submit").click();
-  await page
-    .getByTestId("signed-in")
-    .waitFor({ state: "visible", timeout: 10_000 })
-    .catch(async () => {
-      const error = await visibleText(page, "error");
-      throw new Failure(`${name}: not signed in after submitting the login form${error ? `: ${error}` : ""}`);
-    });
-}
-
-async function visibleText(page, testId) {
-  const locator = page.getByTestId(testId);
-  if ((await locator.count()) === 0 || !(await locator.first().isVisible())) return "";
-  return (await locator.first().innerText()).trim();
+  await openConsole(page, name, args.url);
+  await signInWithPassword(page, name, args.email, args.password);
 }
 
 /** What the page shows about the live channel and the devices, for checks and for failure messages. */
@@ -185,23 +145,6 @@ async function waitUntilReady(page, name) {
       `${name}: within ${READY_TIMEOUT_MS} ms the page did not show ws-status "connected" and 2 sessions with the other one online; it shows ${JSON.stringify(await readView(page))}`,
     );
   }
-}
-
-/** Neither the access token nor the refresh token may be kept where scripts or other tabs can read them later. */
-async function checkNoStoredTokens(page, name) {
-  const stored = await page.evaluate(() => ({
-    local: Object.keys(localStorage),
-    session: Object.keys(sessionStorage),
-    cookie: document.cookie,
-    url: location.href,
-  }));
-  if (stored.local.length || stored.session.length) {
-    throw new Failure(`${name}: the page keeps data in web storage: ${JSON.stringify(stored)}`);
-  }
-  if (/refresh_token/.test(stored.cookie)) {
-    throw new Failure(`${name}: the refresh cookie is readable from script (it must be HttpOnly)`);
-  }
-  if (/token|ticket/i.test(stored.url)) throw new Failure(`${name}: a token is in the page URL: ${stored.url}`);
 }
 
 async function main() {
@@ -347,7 +290,7 @@ async function main() {
     );
   } catch (error) {
     code = 1;
-    const message = error instanceof Failure ? error.message : String(error?.message || error).replace(/\u001b\[[0-9;]*m/g, "");
+    const message = failureMessage(error);
     process.stderr.write(`FAIL: ${message}\n`);
     if (problems.length && !(error instanceof Failure && message.includes(problems[0]))) {
       process.stderr.write(`page problems:\n${problems.join("\n")}\n`);
