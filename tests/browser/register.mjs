@@ -15,7 +15,6 @@
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 
@@ -56,12 +55,27 @@ function readArgs() {
 /** The next line of standard input. */
 function readLine() {
   return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: process.stdin });
-    lines.once("line", (line) => {
-      lines.close();
-      resolve(line.trim());
-    });
-    lines.once("close", () => reject(new Failure("standard input closed before a code arrived")));
+    let buffered = "";
+    const onData = (chunk) => {
+      buffered += chunk;
+      const end = buffered.indexOf("\n");
+      if (end >= 0) {
+        stop();
+        resolve(buffered.slice(0, end).trim());
+      }
+    };
+    const onEnd = () => {
+      stop();
+      reject(new Failure("standard input closed before a code arrived"));
+    };
+    const stop = () => {
+      process.stdin.off("data", onData);
+      process.stdin.off("end", onEnd);
+      process.stdin.pause();
+    };
+    process.stdin.setEncoding("utf8");
+    process.stdin.on("data", onData);
+    process.stdin.on("end", onEnd);
   });
 }
 
