@@ -58,8 +58,8 @@ fn yield_to_requests() {
 }
 
 /// Hashes run on a fixed set of threads of their own: their number bounds both the CPU and the memory
-/// argon2 takes: each thread keeps 19 MiB for verifications, and a new hash (registration, password change)
-/// takes another 19 MiB while it runs.
+/// argon2 takes: each thread keeps 19 MiB of working memory, which every verification and every new hash
+/// (registration, password change) reuses.
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: std::sync::mpsc::Sender<Job>,
@@ -81,6 +81,8 @@ impl PasswordHasher {
     /// `new` with the bound on hashes waiting or running.
     pub fn with_queue(concurrency: usize, most_in_flight: usize) -> Result<Self, PasswordError> {
         let dummy_hash = hash_now(crate::tokens::random_token(24).as_bytes())?;
+        // That hash ran on the calling thread, which is no hashing thread: its 19 MiB are not kept.
+        WORKING_MEMORY.with_borrow_mut(|memory| *memory = Vec::new());
         let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
         for index in 0..concurrency.max(1) {

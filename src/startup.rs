@@ -162,6 +162,13 @@ impl Application {
         let shutdown = self.shutdown();
         actix_web::rt::spawn(async move {
             if wait_for_stop_signal().await {
+                let forced = shutdown.clone();
+                // A second signal while stopping gracefully stops at once.
+                actix_web::rt::spawn(async move {
+                    if wait_for_stop_signal().await {
+                        forced.server.stop(false).await;
+                    }
+                });
                 shutdown.run().await;
             }
         });
@@ -169,9 +176,9 @@ impl Application {
     }
 }
 
-/// Stops a node the way a client can recover from at once: every WebSocket first gets a close frame with 1012
-/// (service restart), so its client reconnects to another node now instead of after a timeout; then the
-/// server stops, finishing requests in flight for up to 5 s.
+/// Stops a node the way a client can recover from at once: it stops accepting connections, every WebSocket gets
+/// a close frame with 1012 (service restart), so its client reconnects to another node now instead of after a
+/// timeout, and the server stops, finishing requests in flight for up to 5 s.
 #[derive(Clone)]
 pub struct Shutdown {
     server: actix_web::dev::ServerHandle,
@@ -180,6 +187,8 @@ pub struct Shutdown {
 
 impl Shutdown {
     pub async fn run(&self) {
+        // New connections first, so a client told to reconnect does not land here again.
+        self.server.pause().await;
         match self.manager.send(CloseAll).await {
             Ok(sockets) => tracing::info!(sockets, "shutting down: closing the WebSockets"),
             Err(error) => tracing::warn!(%error, "shutting down: the session manager did not answer"),

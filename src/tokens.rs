@@ -16,10 +16,11 @@ use crate::secret::Secret;
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// Clock skew tolerated on `exp`.
 pub const LEEWAY_SECONDS: u64 = 30;
-/// How long after a session ends one of its access tokens could still be presented: the token life plus
-/// the leeway. Revocations matter for this long.
+/// How long after a session ends one of its access tokens could still be presented: the token life plus the
+/// leeway twice, since a token may carry an `iat` up to the leeway ahead of this node's clock (its issuer's
+/// clock ran ahead) and then lives until `iat` plus the life plus the leeway. Revocations matter for this long.
 pub fn revocation_window(access_token_life: Duration) -> Duration {
-    access_token_life + Duration::from_secs(LEEWAY_SECONDS)
+    access_token_life + 2 * Duration::from_secs(LEEWAY_SECONDS)
 }
 
 /// Random bytes in a refresh token or a ticket: 256 bits.
@@ -302,6 +303,31 @@ mod tests {
         assert_eq!(claims.exp, issued + 900);
         assert_eq!(shorter.check_life(&claims, issued + 35), Ok(()));
         assert_eq!(shorter.check_life(&claims, issued + 36), Err(AccessTokenError::Expired));
+    }
+
+    #[test]
+    fn no_token_outlives_the_revocation_window() {
+        let tokens = tokens();
+        let revoked_at = Utc::now().timestamp();
+        // The latest token a session revoked now can hold: issued now by a node whose clock runs a whole
+        // leeway ahead, so its `iat` is as far in the future as `verify` lets through.
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap();
+        let claims = AccessClaims {
+            iss: "authd".to_owned(),
+            aud: "authd".to_owned(),
+            sub: Uuid::now_v7(),
+            sid: Uuid::now_v7(),
+            jti: Uuid::now_v7(),
+            iat: revoked_at + leeway,
+            exp: revoked_at + leeway + 900,
+            sxp: None,
+        };
+        let forgotten_at = revoked_at + i64::try_from(revocation_window(tokens.lifetime()).as_secs()).unwrap();
+        assert_eq!(tokens.check_life(&claims, forgotten_at - 1), Ok(()));
+        assert_eq!(
+            tokens.check_life(&claims, forgotten_at + 1),
+            Err(AccessTokenError::Expired)
+        );
     }
 
     #[test]

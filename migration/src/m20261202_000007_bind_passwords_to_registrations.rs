@@ -5,8 +5,11 @@ pub struct Migration;
 
 /// A password chosen at registration waits in a row of its own, found by the hash of the opaque handle that
 /// only the registering client holds. A verification code no longer carries a password: the code proves the
-/// address, the handle proves which registration's password to set. Codes bound to a password by earlier
-/// versions lose that binding, so an address verified with one gets no password until a reset.
+/// address, the handle proves which registration's password to set. The codes' `password_hash` and `name`
+/// columns are no longer read or written, but stay for now: nodes of the earlier version, still running during
+/// a rolling upgrade, write them. A later migration drops them.
+///
+/// Also an index for counting an address's recent mail of one kind (the cap on sign-in challenge mails).
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -34,24 +37,28 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // Plain SQL: both SQLite (3.35 and later) and PostgreSQL drop a column this way.
-        let connection = manager.get_connection();
-        connection
-            .execute_unprepared("ALTER TABLE otps DROP COLUMN password_hash")
-            .await?;
-        connection
-            .execute_unprepared("ALTER TABLE otps DROP COLUMN name")
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_mail_outbox_recipient_kind_created_at")
+                    .table(MailOutbox::Table)
+                    .col(MailOutbox::Recipient)
+                    .col(MailOutbox::Kind)
+                    .col(MailOutbox::CreatedAt)
+                    .to_owned(),
+            )
             .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let connection = manager.get_connection();
-        connection
-            .execute_unprepared("ALTER TABLE otps ADD COLUMN password_hash TEXT")
-            .await?;
-        connection
-            .execute_unprepared("ALTER TABLE otps ADD COLUMN name VARCHAR")
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_mail_outbox_recipient_kind_created_at")
+                    .table(MailOutbox::Table)
+                    .to_owned(),
+            )
             .await?;
         manager
             .drop_table(Table::drop().table(Registrations::Table).to_owned())
@@ -68,5 +75,13 @@ enum Registrations {
     Name,
     Ip,
     Device,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum MailOutbox {
+    Table,
+    Recipient,
+    Kind,
     CreatedAt,
 }

@@ -41,7 +41,7 @@ impl EmailAddress {
 }
 
 /// Whether a local part is a dot-atom (RFC 5322): atoms of letters, digits and ``!#$%&'*+/=?^_`{|}~-`` (or
-/// any non-ASCII letter or digit) joined by single dots. Quoted local parts, spaces and control characters are
+/// any non-ASCII letter, digit or combining mark) joined by single dots. Quoted local parts, spaces and control characters are
 /// refused: a mail to such an address cannot be delivered, so the account could never be verified.
 fn is_dot_atom(local: &str) -> bool {
     local.split('.').all(|atom| {
@@ -49,9 +49,17 @@ fn is_dot_atom(local: &str) -> bool {
             && atom.chars().all(|character| {
                 character.is_ascii_alphanumeric()
                     || "!#$%&'*+/=?^_`{|}~-".contains(character)
-                    || (!character.is_ascii() && character.is_alphanumeric())
+                    || (!character.is_ascii() && is_international_letter(character))
             })
     })
+}
+
+/// A letter, digit or combining mark of any script (Devanagari's virama, Thai tone marks), or the zero-width
+/// joiners some scripts need: what an internationalised address (RFC 6531) is made of.
+fn is_international_letter(character: char) -> bool {
+    character.is_alphanumeric()
+        || unicode_normalization::char::is_combining_mark(character)
+        || matches!(character, '\u{200C}' | '\u{200D}')
 }
 
 impl std::fmt::Debug for EmailAddress {
@@ -72,7 +80,13 @@ mod tests {
         assert_eq!(EmailAddress::parse("  Alice@EXAMPLE.com ").unwrap(), plain);
         // Fullwidth letters fold to ASCII under NFKC.
         assert_eq!(EmailAddress::parse("ａｌｉｃｅ@example.com").unwrap(), plain);
-        for deliverable in ["first.last+tag@example.com", "o'brien@example.com", "jörg@example.com"] {
+        for deliverable in [
+            "first.last+tag@example.com",
+            "o'brien@example.com",
+            "jörg@example.com",
+            "\u{939}\u{93f}\u{928}\u{94d}\u{926}\u{940}@example.com",
+            "\u{e2a}\u{e27}\u{e31}\u{e2a}\u{e14}\u{e35}@example.com",
+        ] {
             assert!(EmailAddress::parse(deliverable).is_ok(), "{deliverable:?} was refused");
         }
     }

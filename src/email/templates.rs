@@ -19,6 +19,12 @@ pub enum Mail {
         code: String,
         minutes: u64,
     },
+    /// The code of a password sign-in's second step: the same words as a sign-in code, a kind of its own so
+    /// that these mails can be counted apart.
+    ChallengeCode {
+        code: String,
+        minutes: u64,
+    },
     PasswordResetCode {
         code: String,
         minutes: u64,
@@ -46,7 +52,8 @@ impl Mail {
         match self {
             Self::VerifyEmail { .. } => "verify_email",
             Self::AlreadyRegistered => "already_registered",
-            Self::LoginCode { .. } => Self::LOGIN_CODE_KIND,
+            Self::LoginCode { .. } => "login_code",
+            Self::ChallengeCode { .. } => Self::CHALLENGE_CODE_KIND,
             Self::PasswordResetCode { .. } => "password_reset_code",
             Self::NewSignIn { .. } => "new_sign_in",
             Self::PasswordChanged => "password_changed",
@@ -58,7 +65,7 @@ impl Mail {
         match self {
             Self::VerifyEmail { .. } => "Confirm your email address",
             Self::AlreadyRegistered => "You already have an account",
-            Self::LoginCode { .. } => "Your sign-in code",
+            Self::LoginCode { .. } | Self::ChallengeCode { .. } => "Your sign-in code",
             Self::PasswordResetCode { .. } => "Your password reset code",
             Self::NewSignIn { .. } => "New sign-in to your account",
             Self::PasswordChanged => "Your password was changed",
@@ -98,7 +105,7 @@ impl Mail {
                 "Someone tried to create an account with this email address, but you already have one.".to_owned(),
                 "If it was you, sign in or reset your password. If not, you can ignore this mail.".to_owned(),
             ],
-            Self::LoginCode { code, minutes } => vec![
+            Self::LoginCode { code, minutes } | Self::ChallengeCode { code, minutes } => vec![
                 "Use this code to sign in.".to_owned(),
                 format!("Code: {code}"),
                 format!("It works once, for {minutes} minutes. If you did not ask for it, ignore this mail."),
@@ -126,8 +133,8 @@ impl Mail {
         }
     }
 
-    /// The kind of a sign-in code mail, as the outbox records it.
-    pub const LOGIN_CODE_KIND: &'static str = "login_code";
+    /// The kind of a second-step code mail, as the outbox records it.
+    pub const CHALLENGE_CODE_KIND: &'static str = "challenge_code";
 
     pub fn build(&self, from: &Mailbox, to: &str) -> Result<lettre::Message, lettre::error::Error> {
         let to: Mailbox = to.parse().map_err(|_| lettre::error::Error::MissingTo)?;

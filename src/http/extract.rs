@@ -85,10 +85,13 @@ fn payload_error(error: actix_web::Error) -> AppError {
 
 /// JSON first, then the shape: one rule for every endpoint, whatever the target type. Deserializing straight
 /// from the text let serde_json report some wrong shapes (a number where an enum belongs, an array where a
-/// struct does) as syntax errors, so the same body answered 400 on one endpoint and 422 on another.
+/// struct does) as syntax errors, so the same body answered 400 on one endpoint and 422 on another. The text is
+/// read once without keeping anything to learn whether it is JSON; once it is, every error of the typed read is
+/// one of shape (a duplicate field among them, which a read through a JSON value would silently drop).
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| not_json(&error))?;
-    serde_path_to_error::deserialize(value).map_err(shape_error)
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|error| not_json(&error))?;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)
 }
 
 /// Where the text stopped being JSON, never what it said.
@@ -100,7 +103,7 @@ fn not_json(error: &serde_json::Error) -> AppError {
     ))
 }
 
-/// Turns a serde error into the contract's error without echoing any of the input.
+/// Turns an error of the typed read of a JSON body into the contract's error without echoing any of the input.
 fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError {
     use serde_json::error::Category;
     let path = error.path().to_string();
@@ -131,7 +134,12 @@ fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError
             };
             AppError::ValidationFailed(vec![FieldError::new(&field, message)])
         }
-        Category::Syntax | Category::Eof | Category::Io => not_json(&inner),
+        // The text is JSON (checked before): what serde_json calls syntax here is a shape it did not expect, such
+        // as a number where an enum's name belongs.
+        Category::Syntax | Category::Eof | Category::Io => {
+            let field = if path == "." { "body".to_owned() } else { path };
+            AppError::validation(&field, "has the wrong type or value")
+        }
     }
 }
 

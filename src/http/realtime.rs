@@ -80,6 +80,10 @@ pub async fn upgrade(
             retry_after_seconds: SOCKET_CAP_RETRY_SECONDS,
         })
     };
+    // Nothing is spent or read for a request that is no upgrade.
+    if !ws_session::is_upgrade(&request) {
+        return Err(AppError::MalformedRequest(NOT_AN_UPGRADE.to_owned()));
+    }
     let (grant, slot) = if let Some(token) = bearer_token(&request) {
         let caller = AuthUser::from_token(&state, token)?;
         // A ticket was paid for from the user's budget when it was issued; a Bearer upgrade pays here.
@@ -90,9 +94,6 @@ pub async fn upgrade(
         };
         tickets::admit(&state, credential, reserve).await?
     } else if let Some(ticket) = &query.ticket {
-        if !ws_session::is_upgrade(&request) {
-            return Err(AppError::MalformedRequest(NOT_AN_UPGRADE.to_owned()));
-        }
         tickets::admit(&state, Credential::Ticket(ticket), reserve).await?
     } else {
         return Err(AppError::Unauthorized);

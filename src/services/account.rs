@@ -117,6 +117,11 @@ pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> App
     )
     .await?;
     user::Entity::delete_by_id(user).exec(&transaction).await?;
+    // No foreign key ties a waiting registration to its account.
+    entity::registration::Entity::delete_many()
+        .filter(entity::registration::Column::UserId.eq(user))
+        .exec(&transaction)
+        .await?;
     // Nothing of the address stays behind: its counters and its mail.
     entity::address_throttle::Entity::delete_many()
         .filter(entity::address_throttle::Column::Key.is_in(throttle::keys_of(&account.email)))

@@ -3,7 +3,8 @@
 
 use entity::{otp as otp_entity, user};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -93,7 +94,8 @@ pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose
     let minutes = state.settings.otp_ttl.as_secs() / 60;
     let mail = match purpose {
         OtpPurpose::VerifyEmail => verification_mail(code, minutes, registration.as_ref()),
-        OtpPurpose::Login | OtpPurpose::LoginChallenge => Mail::LoginCode { code, minutes },
+        OtpPurpose::Login => Mail::LoginCode { code, minutes },
+        OtpPurpose::LoginChallenge => Mail::ChallengeCode { code, minutes },
         OtpPurpose::PasswordReset => Mail::PasswordResetCode { code, minutes },
     };
     state.mailer.queue(&transaction, email.as_str(), &mail).await?;
@@ -189,30 +191,53 @@ pub struct Challenge {
 const CHALLENGE_MAILS_PER_HOUR: u64 = 10;
 
 /// Starts the second step of a password sign-in and mails its code: no cooldown, so a second sign-in a moment
-/// after the first gets its own code, but at most `CHALLENGE_MAILS_PER_HOUR` code mails an hour. Past that the
-/// challenge is still answered, with no mail.
+/// after the first gets its own code, but at most `CHALLENGE_MAILS_PER_HOUR` such mails an hour. Past that a
+/// sign-in is answered the newest live challenge, whose code was mailed already, and nothing is sent; with no
+/// live challenge left, `rate_limited` until the hour's oldest mail ages out.
 pub async fn start_challenge(state: &AppState, user: &user::Model) -> AppResult<Challenge> {
+    let at = now();
+    let window = chrono::Duration::hours(1);
+    let recent_mails = entity::mail_outbox::Entity::find()
+        .filter(entity::mail_outbox::Column::Recipient.eq(user.email.clone()))
+        .filter(entity::mail_outbox::Column::Kind.eq(Mail::CHALLENGE_CODE_KIND))
+        .filter(entity::mail_outbox::Column::CreatedAt.gt(at - window));
+    if recent_mails.clone().count(&state.database).await? >= CHALLENGE_MAILS_PER_HOUR {
+        let live = otp_entity::Entity::find()
+            .filter(otp_entity::Column::UserId.eq(user.id))
+            .filter(otp_entity::Column::Purpose.eq(OtpPurpose::LoginChallenge.as_str()))
+            .filter(otp_entity::Column::ConsumedAt.is_null())
+            .filter(otp_entity::Column::ExpiresAt.gt(at))
+            .order_by_desc(otp_entity::Column::CreatedAt)
+            .one(&state.database)
+            .await?;
+        if let Some(live) = live
+            && let Some(id) = live.challenge_id
+        {
+            return Ok(Challenge {
+                id,
+                methods: vec!["email_otp"],
+                expires_in: u64::try_from((live.expires_at - at).num_seconds()).unwrap_or(0),
+            });
+        }
+        let oldest = recent_mails
+            .order_by_asc(entity::mail_outbox::Column::CreatedAt)
+            .one(&state.database)
+            .await?
+            .map_or(at, |mail| mail.created_at);
+        return Err(AppError::RateLimited {
+            retry_after_seconds: u64::try_from((oldest + window - at).num_seconds()).unwrap_or(1),
+        });
+    }
     let id = Uuid::now_v7();
     let transaction = state.database.begin().await?;
     let code = otp::issue(state, &transaction, user.id, OtpPurpose::LoginChallenge, Some(id)).await?;
-    let recent_mails = entity::mail_outbox::Entity::find()
-        .filter(entity::mail_outbox::Column::Recipient.eq(user.email.clone()))
-        .filter(entity::mail_outbox::Column::Kind.eq(Mail::LOGIN_CODE_KIND))
-        .filter(entity::mail_outbox::Column::CreatedAt.gt(now() - chrono::Duration::hours(1)))
-        .count(&transaction)
+    let minutes = state.settings.otp_ttl.as_secs() / 60;
+    state
+        .mailer
+        .queue(&transaction, &user.email, &Mail::ChallengeCode { code, minutes })
         .await?;
-    let mailed = recent_mails < CHALLENGE_MAILS_PER_HOUR;
-    if mailed {
-        let minutes = state.settings.otp_ttl.as_secs() / 60;
-        state
-            .mailer
-            .queue(&transaction, &user.email, &Mail::LoginCode { code, minutes })
-            .await?;
-    }
     transaction.commit().await?;
-    if mailed {
-        state.mailer.wake();
-    }
+    state.mailer.wake();
     Ok(Challenge {
         id,
         methods: vec!["email_otp"],

@@ -6,7 +6,10 @@
 //! password, so a stranger who registered the same unverified address cannot have the owner set theirs.
 
 use entity::{otp as otp_entity, registration, user};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    sea_query::Expr,
+};
 use uuid::Uuid;
 
 use super::{
@@ -107,6 +110,16 @@ pub async fn register(state: &AppState, handle: &str, registration: NewRegistrat
         return Ok(());
     }
     let transaction = state.database.begin().await?;
+    // The address may have been verified since it was read: then no code, and no password waiting.
+    let still_unverified = user::Entity::find_by_id(user.id)
+        .one(&transaction)
+        .await?
+        .is_some_and(|user| user.email_verified_at.is_none());
+    if !still_unverified {
+        end_pending_registrations(&transaction, user.id).await?;
+        transaction.commit().await?;
+        return Ok(());
+    }
     let code = otp::issue(state, &transaction, user.id, OtpPurpose::VerifyEmail, None).await?;
     let minutes = state.settings.otp_ttl.as_secs() / 60;
     state
@@ -140,7 +153,8 @@ pub struct Verified {
 
 /// Confirms the address with its code and signs the device in. With the handle of a live registration of
 /// this address, that registration's password and name are applied; without one the account has no usable
-/// password until a reset. Either way every other pending registration and verification code dies.
+/// password until a reset. Either way every other pending registration and verification code dies. An address
+/// verified meanwhile (a reset, another code) keeps what that set: `password_set` is then false.
 pub async fn verify_email(
     state: &AppState,
     email: &EmailAddress,
@@ -159,42 +173,47 @@ pub async fn verify_email(
     )
     .await?;
     let user = user.ok_or(AppError::OtpInvalid)?;
-    if user.email_verified_at.is_some() {
-        let signed_in = sessions::sign_in(state, &user, client).await?;
-        return Ok(Verified {
-            signed_in,
-            password_set: true,
-        });
-    }
-    let chosen = match handle {
-        Some(handle) => {
+    let chosen = match (&user.email_verified_at, handle) {
+        (None, Some(handle)) => {
             registration::Entity::find_by_id(hash_token(handle))
                 .filter(registration::Column::UserId.eq(user.id))
                 .filter(registration::Column::CreatedAt.gt(now() - seconds(REGISTRATION_LIFE)))
                 .one(&state.database)
                 .await?
         }
-        None => None,
+        _ => None,
     };
+    // Without its registration the code sets no password: the placeholder, which nothing matches, stays or is
+    // put back (no hashing here, so a busy hashing queue cannot fail the request after the code is used).
     let (password_hash, name) = match &chosen {
         Some(registration) => (registration.password_hash.clone(), registration.name.clone()),
-        None => (state.passwords.unusable_hash().await?, None),
+        None => (state.passwords.placeholder_hash(), None),
     };
     let at = now();
     let transaction = state.database.begin().await?;
-    let mut active: user::ActiveModel = user.clone().into();
-    active.email_verified_at = Set(Some(at));
-    active.password_hash = Set(password_hash);
-    active.name = Set(name);
-    active.updated_at = Set(at);
-    let user = sea_orm::ActiveModelTrait::update(active, &transaction).await?;
+    // Only while unverified: a reset or another code that verified the address meanwhile is not undone.
+    let verified_now = user::Entity::update_many()
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(at)))
+        .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+        .col_expr(user::Column::Name, Expr::value(name))
+        .col_expr(user::Column::UpdatedAt, Expr::value(at))
+        .filter(user::Column::Id.eq(user.id))
+        .filter(user::Column::EmailVerifiedAt.is_null())
+        .exec(&transaction)
+        .await?
+        .rows_affected
+        == 1;
     end_pending_registrations(&transaction, user.id).await?;
     transaction.commit().await?;
     state.user_views.forget(&user.id);
+    let user = user::Entity::find_by_id(user.id)
+        .one(&state.database)
+        .await?
+        .ok_or(AppError::OtpInvalid)?;
     let signed_in = sessions::sign_in(state, &user, client).await?;
     Ok(Verified {
         signed_in,
-        password_set: chosen.is_some(),
+        password_set: verified_now && chosen.is_some(),
     })
 }
 

@@ -266,3 +266,19 @@ async fn valid_json_of_the_wrong_shape_is_422_everywhere() {
         }
     }
 }
+
+/// A field given twice is refused, not read as its last value: a proxy that reads the first one must not see
+/// another request than authd does.
+#[actix_web::test]
+async fn a_field_given_twice_is_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"email": "a@example.com", "email": "b@example.com", "password": "some password here"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 422, "validation_failed").await;
+}

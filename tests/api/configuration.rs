@@ -58,6 +58,15 @@ fn production_refuses_guessable_secrets_of_any_length() {
         assert!(!error.contains(guessable), "the secret was printed: {error}");
         assert!(!error.contains("OTP_SECRET"), "a good secret was reported: {error}");
     }
+    // Random hex, which has only 16 symbols, is taken.
+    let hex = "3f9a0c7e51b2d84e6a1f0b9c3d7e2a58";
+    let lookup = |name: &str| match name {
+        "APP_ENV" => Some("production".to_owned()),
+        "JWT_ACCESS_SECRET" | "OTP_SECRET" => Some(hex.to_owned()),
+        "SMTP_URL" => Some("smtp://127.0.0.1:1".to_owned()),
+        _ => None,
+    };
+    assert!(Settings::from_lookup(lookup).is_ok(), "a random hex secret was refused");
 }
 
 #[test]

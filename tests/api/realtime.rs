@@ -705,3 +705,16 @@ async fn sigterm_closes_the_binarys_sockets_with_1012() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A request to the upgrade path that is no upgrade is refused before anything is spent or read.
+#[actix_web::test]
+async fn a_plain_request_to_the_upgrade_path_spends_no_budget() {
+    let app = spawn_app_with(&[("WS_CONNECTS_PER_MINUTE", "1")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    for _ in 0..3 {
+        let plain = app.get_authed("/api/ws", &tokens.access).await;
+        assert_problem(plain, 400, "malformed_request").await;
+    }
+    // The one upgrade of the budget is still there.
+    let _socket = app.socket(&tokens.access).await;
+}

@@ -208,21 +208,22 @@ async fn a_shorter_token_life_after_a_restart_brings_no_revoked_token_back() {
             .status(),
         204
     );
-    // The logout happened 36 s ago, and the token was issued 40 s ago with a 900 s life.
+    // The logout happened 70 s ago, and the token was issued 74 s ago with a 900 s life: the restarted node's
+    // window (5 s plus twice the leeway) no longer reaches back to the logout.
     let now = chrono::Utc::now();
     let session: uuid::Uuid = tokens.session.parse().unwrap();
     entity::session_revocation::Entity::update_many()
         .col_expr(
             entity::session_revocation::Column::RevokedAt,
-            Expr::value(now - chrono::Duration::seconds(36)),
+            Expr::value(now - chrono::Duration::seconds(70)),
         )
         .filter(entity::session_revocation::Column::SessionId.eq(session))
         .exec(&before.application_state.database)
         .await
         .unwrap();
     let mut claims = claims_of(&tokens.access);
-    claims["iat"] = json!(now.timestamp() - 40);
-    claims["exp"] = json!(now.timestamp() - 40 + 900);
+    claims["iat"] = json!(now.timestamp() - 74);
+    claims["exp"] = json!(now.timestamp() - 74 + 900);
     let issued_earlier = sign(&access_header(), &claims, JWT_SECRET);
 
     let after = spawn_node_of(&before, &[("ACCESS_TOKEN_TTL", "5")]).await;
