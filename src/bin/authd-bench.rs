@@ -118,6 +118,11 @@ impl Node {
             .env("JWT_ACCESS_SECRET", JWT_SECRET)
             .env("OTP_SECRET", OTP_SECRET)
             .env("RATE_LIMIT_IP_PER_MINUTE", "0")
+            // `fanout` opens 100 sockets for one user, past the default per-user cap of 64, and every scenario
+            // opens sockets faster than a person would.
+            .env("WS_MAX_SOCKETS_PER_USER", "1000")
+            .env("WS_MAX_SOCKETS_PER_SESSION", "1000")
+            .env("WS_CONNECTS_PER_MINUTE", "0")
             .env("LOGIN_LOCKOUT_THRESHOLD", "1000000000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
