@@ -40,6 +40,8 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("passwords: {0}")]
     Password(#[from] PasswordError),
+    #[error("session manager: {0}")]
+    Manager(String),
 }
 
 pub struct Application {
@@ -66,7 +68,11 @@ impl Application {
         // Sessions ended before this start may still have live access tokens: refuse them from the first request.
         let window = revocation_window(settings.access_token_ttl);
         for event in revocation::recent(&database, now() - seconds(window)).await? {
-            let _ = manager.send(event).await;
+            // A manager that does not take them would serve revoked tokens: the node does not start.
+            manager
+                .send(event)
+                .await
+                .map_err(|error| StartupError::Manager(error.to_string()))?;
         }
         let bus = EventBus::new(manager, node, metrics.clone());
         let catch_up_database = database.clone();

@@ -4,14 +4,14 @@ use entity::{session, user};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+    ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
 use super::{
     AppState, login, now,
-    revocation::{self, Scope},
+    revocation::{self, Change, Scope},
     throttle, users,
 };
 use crate::{
@@ -58,7 +58,7 @@ pub async fn change_password(
     let password_hash = state.passwords.hash(new_password).await?;
     let at = now();
     let email = account.email.clone();
-    let transaction = state.database.begin().await?;
+    let mut change = Change::begin(state).await?;
     // The check above and the hashes took a while: the write applies only if the password it confirmed is
     // still the stored one and the caller's session still lives, so a reset (or another change) made
     // meanwhile is never overwritten.
@@ -76,65 +76,48 @@ pub async fn change_password(
         .filter(user::Column::Id.eq(user))
         .filter(user::Column::PasswordHash.eq(account.password_hash.clone()))
         .filter(session_lives)
-        .exec(&transaction)
+        .exec(change.connection())
         .await?;
     if changed.rows_affected == 0 {
-        let caller = session::Entity::find_by_id(session).one(&transaction).await?;
+        let caller = session::Entity::find_by_id(session).one(change.connection()).await?;
         return Err(if caller.is_some_and(|caller| caller.revoked_at.is_none()) {
             AppError::InvalidPassword
         } else {
             AppError::SessionRevoked
         });
     }
-    let event = revocation::record(
-        &state.bus,
-        &transaction,
-        user,
-        Scope::AllExcept(session),
-        RevocationReason::PasswordChanged,
-        at,
-    )
-    .await?;
-    state.mailer.queue(&transaction, &email, &Mail::PasswordChanged).await?;
-    transaction.commit().await?;
-    state.mailer.wake();
-    state.bus.sessions_revoked(event).await;
-    Ok(())
+    change
+        .end_sessions(user, Scope::AllExcept(session), RevocationReason::PasswordChanged, at)
+        .await?;
+    change.queue_mail(&email, &Mail::PasswordChanged).await?;
+    change.commit().await
 }
 
 /// Deletes the account and its data after ending every session.
 pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> AppResult<()> {
     let account = users::current(state, user).await?;
     login::confirm_password(state, &account, password).await?;
-    let transaction = state.database.begin().await?;
-    let event = revocation::record(
-        &state.bus,
-        &transaction,
-        user,
-        Scope::All,
-        RevocationReason::Revoked,
-        now(),
-    )
-    .await?;
-    user::Entity::delete_by_id(user).exec(&transaction).await?;
+    let mut change = Change::begin(state).await?;
+    change
+        .end_sessions(user, Scope::All, RevocationReason::Revoked, now())
+        .await?;
+    user::Entity::delete_by_id(user).exec(change.connection()).await?;
     // No foreign key ties a waiting registration to its account.
     entity::registration::Entity::delete_many()
         .filter(entity::registration::Column::UserId.eq(user))
-        .exec(&transaction)
+        .exec(change.connection())
         .await?;
     // Nothing of the address stays behind: its counters and its mail.
     entity::address_throttle::Entity::delete_many()
         .filter(entity::address_throttle::Column::Key.is_in(throttle::keys_of(&account.email)))
-        .exec(&transaction)
+        .exec(change.connection())
         .await?;
     entity::mail_outbox::Entity::delete_many()
         .filter(entity::mail_outbox::Column::Recipient.eq(account.email.clone()))
-        .exec(&transaction)
+        .exec(change.connection())
         .await?;
-    transaction.commit().await?;
-    state.user_views.forget(&user);
-    state.bus.sessions_revoked(event).await;
-    Ok(())
+    change.user_changed(user);
+    change.commit().await
 }
 
 /// Turns the email second factor on or off; needs the password.

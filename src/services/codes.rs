@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     AppState, ClientInfo, now, otp,
     registration::{end_pending_registrations, find_by_email, latest_registration, verification_mail},
-    revocation::{self, Scope},
+    revocation::{Change, Scope},
     sessions::{self, SignedIn},
     throttle::{self, ThrottleKey},
 };
@@ -146,7 +146,7 @@ pub async fn reset_password(
     let user = user.ok_or(AppError::OtpInvalid)?;
     let password_hash = state.passwords.hash(new_password).await?;
     let at = now();
-    let transaction = state.database.begin().await?;
+    let mut change = Change::begin(state).await?;
     let user_id = user.id;
     let mut active = user.into_active_model();
     active.password_hash = Set(password_hash);
@@ -154,26 +154,15 @@ pub async fn reset_password(
         active.email_verified_at = Set(Some(at));
     }
     active.updated_at = Set(at);
-    sea_orm::ActiveModelTrait::update(active, &transaction).await?;
+    sea_orm::ActiveModelTrait::update(active, change.connection()).await?;
     // The address is proven now: a registration's password or a verification code can no longer apply.
-    end_pending_registrations(&transaction, user_id).await?;
-    let event = revocation::record(
-        &state.bus,
-        &transaction,
-        user_id,
-        Scope::All,
-        RevocationReason::PasswordReset,
-        at,
-    )
-    .await?;
-    state
-        .mailer
-        .queue(&transaction, email.as_str(), &Mail::PasswordChanged)
+    end_pending_registrations(change.connection(), user_id).await?;
+    change
+        .end_sessions(user_id, Scope::All, RevocationReason::PasswordReset, at)
         .await?;
-    transaction.commit().await?;
-    state.user_views.forget(&user_id);
-    state.mailer.wake();
-    state.bus.sessions_revoked(event).await;
+    change.queue_mail(email.as_str(), &Mail::PasswordChanged).await?;
+    change.user_changed(user_id);
+    change.commit().await?;
     throttle::clear_failures(state, &ThrottleKey::login(email.as_str())).await?;
     Ok(())
 }

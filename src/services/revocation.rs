@@ -1,6 +1,10 @@
 //! The one road every session end takes: record it in the database (session row, revocation log, and on
 //! PostgreSQL a notification to the other nodes, all in one transaction), then hand it to this node's
 //! `SessionManager`, which refuses the session's tokens and tells its devices.
+//!
+//! A change that ends sessions is a `Change`: it owns its transaction, so the only way to commit it is
+//! `Change::commit`, which also runs what must follow the commit (publishing each end to this node, waking the
+//! mail sender, dropping cached user views). A `Change` dropped without `commit` rolls back and ends nothing.
 
 use chrono::{DateTime, Utc};
 use entity::{session, session_revocation};
@@ -30,6 +34,84 @@ pub enum Scope {
     AllExcept(Uuid),
 }
 
+/// A unit of work that may end sessions, with the effects its commit must run.
+#[must_use = "a change takes effect only through `commit`: dropped, it rolls back and ends nothing"]
+pub struct Change<'a> {
+    state: &'a AppState,
+    transaction: DatabaseTransaction,
+    ended: Vec<SessionsRevoked>,
+    mail_queued: bool,
+    changed_users: Vec<Uuid>,
+}
+
+impl<'a> Change<'a> {
+    pub async fn begin(state: &'a AppState) -> AppResult<Self> {
+        Ok(Self {
+            state,
+            transaction: state.database.begin().await?,
+            ended: Vec::new(),
+            mail_queued: false,
+            changed_users: Vec::new(),
+        })
+    }
+
+    /// The transaction, for the change's own writes.
+    pub fn connection(&self) -> &DatabaseTransaction {
+        &self.transaction
+    }
+
+    /// Ends the live sessions of `user` in `scope` as part of this change; answers the ids it ended.
+    pub async fn end_sessions(
+        &mut self,
+        user: Uuid,
+        scope: Scope,
+        reason: RevocationReason,
+        at: DateTime<Utc>,
+    ) -> AppResult<Vec<Uuid>> {
+        let event = record(&self.state.bus, &self.transaction, user, scope, reason, at).await?;
+        let ended = event.sessions.clone();
+        self.ended.push(event);
+        Ok(ended)
+    }
+
+    /// Queues `mail` to `to` with this change.
+    pub async fn queue_mail(&mut self, to: &str, mail: &Mail) -> AppResult<()> {
+        self.state.mailer.queue(&self.transaction, to, mail).await?;
+        self.mail_queued = true;
+        Ok(())
+    }
+
+    /// Notes that this change writes `user`'s row, so cached views of it are dropped at the commit.
+    pub fn user_changed(&mut self, user: Uuid) {
+        self.changed_users.push(user);
+    }
+
+    /// Commits, then runs what the commit makes true: each ended session is handed to this node's manager
+    /// (the other nodes hear of it through the notification committed with it), cached views of changed users
+    /// are dropped, and the mail sender is woken when a mail was queued.
+    pub async fn commit(self) -> AppResult<()> {
+        let Self {
+            state,
+            transaction,
+            ended,
+            mail_queued,
+            changed_users,
+        } = self;
+        transaction.commit().await?;
+        for user in &changed_users {
+            state.user_views.forget(user);
+        }
+        // Waking the sender costs it a read of the outbox, so only a queued mail does.
+        if mail_queued {
+            state.mailer.wake();
+        }
+        for event in ended {
+            state.bus.sessions_revoked(event).await;
+        }
+        Ok(())
+    }
+}
+
 /// Ends the live sessions of `user` in `scope`; answers the ids that were live and are now ended.
 pub async fn end_sessions(
     state: &AppState,
@@ -48,31 +130,24 @@ pub async fn end_sessions_telling(
     reason: RevocationReason,
     notice: Option<(&str, &Mail)>,
 ) -> AppResult<Vec<Uuid>> {
-    let mut mail_queued = false;
-    let event = if notice.is_none() && state.database.get_database_backend() == DbBackend::Sqlite {
-        // One statement, its log rows written by the trigger: it takes its turn like the other hot writes.
+    if notice.is_none() && state.database.get_database_backend() == DbBackend::Sqlite {
+        // One statement, its log rows written by the trigger: it takes its turn like the other hot writes. With
+        // no transaction to commit there is nothing but the publishing to follow it.
         let turn = state.write_turn().await;
         let event = end_rows(&state.database, user, scope, reason, now()).await?;
         drop(turn);
-        event
-    } else {
-        let transaction = state.database.begin().await?;
-        let event = record(&state.bus, &transaction, user, scope, reason, now()).await?;
-        if let Some((address, mail)) = notice
-            && !event.sessions.is_empty()
-        {
-            state.mailer.queue(&transaction, address, mail).await?;
-            mail_queued = true;
-        }
-        transaction.commit().await?;
-        event
-    };
-    // Waking the sender costs it a read of the outbox, so only a queued mail does.
-    if mail_queued {
-        state.mailer.wake();
+        let ended = event.sessions.clone();
+        state.bus.sessions_revoked(event).await;
+        return Ok(ended);
     }
-    let ended = event.sessions.clone();
-    state.bus.sessions_revoked(event).await;
+    let mut change = Change::begin(state).await?;
+    let ended = change.end_sessions(user, scope, reason, now()).await?;
+    if let Some((address, mail)) = notice
+        && !ended.is_empty()
+    {
+        change.queue_mail(address, mail).await?;
+    }
+    change.commit().await?;
     Ok(ended)
 }
 
@@ -114,10 +189,10 @@ pub async fn end_if_over(state: &AppState, id: Uuid) -> AppResult<Expiry> {
     Ok(Expiry::Later(super::sessions::ends_at(state, &model)))
 }
 
-/// The database half of a revocation, inside the caller's transaction: the sessions' rows, the revocation
-/// log and, on PostgreSQL, the notification to the other nodes. The first statement writes, so SQLite takes
-/// its write lock at once instead of failing a read-then-write upgrade.
-pub async fn record(
+/// The database half of a revocation, inside a change's transaction: the sessions' rows, the revocation log
+/// and, on PostgreSQL, the notification to the other nodes. The first statement writes, so SQLite takes its
+/// write lock at once instead of failing a read-then-write upgrade.
+async fn record(
     bus: &EventBus,
     transaction: &DatabaseTransaction,
     user: Uuid,
