@@ -3,7 +3,7 @@
 //! of connections for a fixed time, and reports requests/s, latency percentiles and errors as a Markdown
 //! table and a JSON file. Any non-2xx answer or unexpected body counts as an error.
 //!
-//! Build both binaries in release mode first: `cargo build --release --bins`.
+//! Build both binaries in release mode first: `cargo build --release --workspace --bins`.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
