@@ -1,8 +1,8 @@
 //! authd: email and password or email-code sign-in, rotating refresh tokens, per-device sessions, and
 //! instant session revocation pushed to every connected device over WebSockets.
 
+pub mod cache;
 pub mod config;
-pub mod copies;
 pub mod database;
 pub mod descriptors;
 pub mod domain;

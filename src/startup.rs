@@ -25,7 +25,7 @@ use crate::{
     },
     services::{AppState, now, retention, revocation, seconds},
     telemetry,
-    tokens::{AccessTokens, Keyed, revocation_window},
+    tokens::{AccessTokens, HmacKey, revocation_window},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +88,8 @@ impl Application {
                 &settings.jwt_issuer,
                 settings.access_token_ttl,
             ),
-            refresh_keys: Keyed::derive(&settings.jwt_access_secret, "authd refresh token successor"),
-            otp_keys: Keyed::derive(&settings.otp_secret, "authd one-time code"),
+            refresh_keys: HmacKey::derive(&settings.jwt_access_secret, "authd refresh token successor"),
+            otp_keys: HmacKey::derive(&settings.otp_secret, "authd one-time code"),
             mailer: Mailer::start(
                 database.clone(),
                 settings.smtp_url.as_ref(),
@@ -98,13 +98,13 @@ impl Application {
                 &settings.otp_secret,
             )?,
             bus,
-            views,
+            live_sets: views,
             metrics,
             // An aged copy is served up to 4 s more while one request reloads it, so a slow database holds up
             // that request only, not every `me` of the user.
-            user_views: crate::copies::Copies::new(std::time::Duration::from_secs(1))
+            user_cache: crate::cache::Cache::new(std::time::Duration::from_secs(1))
                 .serving_stale_for(std::time::Duration::from_secs(4)),
-            write_turns: (database.get_database_backend() == sea_orm::DbBackend::Sqlite)
+            sqlite_writer: (database.get_database_backend() == sea_orm::DbBackend::Sqlite)
                 .then(|| tokio::sync::Mutex::new(())),
             database,
             settings,

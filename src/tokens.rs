@@ -189,11 +189,11 @@ pub fn is_well_formed(token: &str) -> bool {
 
 /// HMAC-SHA256 keyed by a secret, for derived values (refresh successors, code hashes).
 #[derive(Clone)]
-pub struct Keyed {
+pub struct HmacKey {
     key: Vec<u8>,
 }
 
-impl Keyed {
+impl HmacKey {
     /// A key derived from `secret` for one `purpose`, so one secret serves several uses independently.
     pub fn derive(secret: &Secret, purpose: &str) -> Self {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn successor_is_deterministic_and_well_formed() {
-        let keyed = Keyed::derive(&Secret::new("y".repeat(32)), "refresh");
+        let keyed = HmacKey::derive(&Secret::new("y".repeat(32)), "refresh");
         let token = new_opaque_token();
         assert!(is_well_formed(&token));
         let successor = keyed.refresh_successor(&token);

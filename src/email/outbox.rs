@@ -19,7 +19,7 @@ use super::Mail;
 use crate::services::now_ms;
 use crate::{
     secret::Secret,
-    tokens::{Keyed, fill_random},
+    tokens::{HmacKey, fill_random},
 };
 
 /// How long a sender may hold a mail before another may take it over.
@@ -72,7 +72,7 @@ impl Mailer {
             ),
             None => Transport::Files(mail_dir),
         };
-        let key = Keyed::derive(otp_secret, "authd mail outbox").mac(&[]);
+        let key = HmacKey::derive(otp_secret, "authd mail outbox").mac(&[]);
         let cipher = Arc::new(XChaCha20Poly1305::new_from_slice(&key).map_err(|_| MailerError::Key)?);
         let mailer = Self {
             cipher,

@@ -155,7 +155,7 @@ impl AuthUser {
     pub fn from_token(state: &AppState, token: &str) -> Result<Self, AppError> {
         let claims = state.access_tokens.verify(token).map_err(token_error)?;
         // How the session ended comes first: a token of a session logged out answers so, even past its expiry.
-        match state.views.revoked.reason_of(&claims.sid) {
+        match state.live_sets.revoked.reason_of(&claims.sid) {
             Some(RevocationReason::Expired) => return Err(AppError::SessionExpired),
             Some(_) => return Err(AppError::SessionRevoked),
             None => {}

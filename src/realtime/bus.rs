@@ -82,7 +82,7 @@ impl EventBus {
         if event.sessions.is_empty() {
             return;
         }
-        self.lists.rows.forget(&event.user);
+        self.lists.rows.invalidate(&event.user);
         self.metrics
             .revocations
             .with_label_values(&[event.reason.as_str()])
@@ -93,7 +93,7 @@ impl EventBus {
     }
 
     pub fn session_created(&self, event: SessionCreated) {
-        self.lists.rows.forget(&event.user);
+        self.lists.rows.invalidate(&event.user);
         self.manager.do_send(event);
     }
 
@@ -240,7 +240,7 @@ where
         // Listening again: whatever ended while the node was deaf is in the log. The manager skips what it
         // knows. Sign-ins are not logged, so every list copy goes. A catch-up that fails is a failed
         // attempt: the node listens again and retries it, rather than going on without what it missed.
-        lists.rows.forget_all();
+        lists.rows.invalidate_all();
         let events = catch_up().await.map_err(ListenError::CatchUp)?;
         events.into_iter().for_each(|event| manager.do_send(event));
         Ok::<_, ListenError>(listener)
@@ -266,14 +266,14 @@ where
                 message: BusMessage::Revoked(event),
                 ..
             }) => {
-                lists.rows.forget(&event.user);
+                lists.rows.invalidate(&event.user);
                 manager.do_send(event);
             }
             Ok(Envelope {
                 message: BusMessage::Created(event),
                 ..
             }) => {
-                lists.rows.forget(&event.user);
+                lists.rows.invalidate(&event.user);
                 manager.do_send(event);
             }
             Err(error) => tracing::warn!(%error, "unreadable event bus message"),

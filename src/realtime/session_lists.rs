@@ -11,20 +11,20 @@ use std::{collections::HashSet, time::Duration};
 use entity::session;
 use uuid::Uuid;
 
-use crate::copies::Copies;
+use crate::cache::Cache;
 
 pub struct SessionLists {
     /// Per user: the live session rows, newest first.
-    pub rows: Copies<Vec<session::Model>>,
+    pub rows: Cache<Vec<session::Model>>,
     /// Per user: the sessions with a socket on another node.
-    pub online_elsewhere: Copies<HashSet<Uuid>>,
+    pub online_elsewhere: Cache<HashSet<Uuid>>,
 }
 
 impl Default for SessionLists {
     fn default() -> Self {
         Self {
-            rows: Copies::new(Duration::from_secs(1)),
-            online_elsewhere: Copies::new(Duration::from_millis(250)),
+            rows: Cache::new(Duration::from_secs(1)),
+            online_elsewhere: Cache::new(Duration::from_millis(250)),
         }
     }
 }

@@ -74,7 +74,7 @@ pub struct SessionManager {
 
 /// Read-only views of the manager's sets, for the request path.
 #[derive(Clone)]
-pub struct ManagerViews {
+pub struct LiveSets {
     pub revoked: RevokedSessionsView,
     pub presence: LocalPresenceView,
 }
@@ -84,7 +84,7 @@ impl SessionManager {
         access_token_life: Duration,
         shared_presence: PresenceWriter,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
-    ) -> (Self, ManagerViews) {
+    ) -> (Self, LiveSets) {
         let (revoked, revoked_view) = RevokedSessions::new();
         let (presence, presence_view) = LocalPresence::new();
         let remember_for = chrono::Duration::from_std(crate::tokens::revocation_window(access_token_life))
@@ -99,7 +99,7 @@ impl SessionManager {
         };
         (
             manager,
-            ManagerViews {
+            LiveSets {
                 revoked: revoked_view,
                 presence: presence_view,
             },

@@ -133,6 +133,6 @@ pub async fn set_email_second_factor(
     active.mfa_email_otp = Set(enabled);
     active.updated_at = Set(now());
     let updated = active.update(&state.database).await?;
-    state.user_views.forget(&user);
+    state.user_cache.invalidate(&user);
     Ok(users::UserView::from(&updated))
 }

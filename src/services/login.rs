@@ -15,7 +15,7 @@ use super::{
     codes::{self, Challenge},
     now,
     sessions::{self, DeviceHistory, SignedIn},
-    throttle::{self, LockCheck, Standing, ThrottleKey},
+    throttle::{self, LockCheck, ThrottleKey, ThrottleState},
 };
 use crate::{
     domain::{EmailAddress, Password},
@@ -34,7 +34,7 @@ async fn standing_and_account(
     key: &ThrottleKey,
     email: Option<&EmailAddress>,
     client: &ClientInfo,
-) -> AppResult<(Standing, Option<(user::Model, DeviceHistory)>)> {
+) -> AppResult<(ThrottleState, Option<(user::Model, DeviceHistory)>)> {
     let mut query = Query::select();
     let user_id = Expr::col((user::Entity, user::Column::Id));
     let device = sessions::device_label(&client.user_agent);

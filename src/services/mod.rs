@@ -19,8 +19,8 @@ use crate::{
     config::Settings,
     email::Mailer,
     passwords::PasswordHasher,
-    realtime::{bus::EventBus, session_manager::ManagerViews},
-    tokens::{AccessTokens, Keyed},
+    realtime::{bus::EventBus, session_manager::LiveSets},
+    tokens::{AccessTokens, HmacKey},
 };
 
 /// Everything a request needs, built once by `Application::build` and shared by every worker.
@@ -30,26 +30,26 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub access_tokens: AccessTokens,
     /// Derives each refresh token's successor.
-    pub refresh_keys: Keyed,
+    pub refresh_keys: HmacKey,
     /// Keys the stored HMAC of each emailed code.
-    pub otp_keys: Keyed,
+    pub otp_keys: HmacKey,
     pub mailer: Mailer,
     pub bus: EventBus,
-    pub views: ManagerViews,
+    pub live_sets: LiveSets,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// A short-lived copy of `user` views for `GET /api/users/me`, the hottest read, and the refresh answer.
     /// Local changes drop an entry at once; a change made on another node shows within its life.
-    pub user_views: crate::copies::Copies<users::UserView>,
+    pub user_cache: crate::cache::Cache<users::UserView>,
     /// SQLite has one writer: the hot writes (sign-in, refresh, logout) take turns here instead of colliding in
     /// the database, where a busy writer sleeps and retries. Take the turn before any pooled connection, never
     /// while holding one. `None` on PostgreSQL, whose writers do not block each other.
-    pub write_turns: Option<tokio::sync::Mutex<()>>,
+    pub sqlite_writer: Option<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
     /// Waits for this process's turn to write, on SQLite; hold the guard until the commit.
-    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.write_turns {
+    pub async fn sqlite_write_lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.sqlite_writer {
             Some(turns) => Some(turns.lock().await),
             None => None,
         }

@@ -104,7 +104,7 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let rotated_at = match link.successor.map(|row| row.created_at).or(link.presented.rotated_at) {
         Some(rotated_at) => rotated_at,
         None => {
-            let turn = state.write_turn().await;
+            let turn = state.sqlite_write_lock().await;
             if swap(state, &link.presented, &successor_hash, at).await? {
                 let owner = touch(state, owner, at).await?;
                 drop(turn);
@@ -224,7 +224,7 @@ async fn touch(state: &AppState, owner: session::Model, at: DateTime<Utc>) -> Ap
         .filter(session::Column::LastUsedAt.lt(at))
         .exec(&state.database)
         .await?;
-    state.bus.session_lists().rows.forget(&owner.user_id);
+    state.bus.session_lists().rows.invalidate(&owner.user_id);
     Ok(session::Model {
         last_used_at: at,
         ..owner

@@ -205,7 +205,7 @@ pub async fn verify_email(
         == 1;
     end_pending_registrations(&transaction, user.id).await?;
     transaction.commit().await?;
-    state.user_views.forget(&user.id);
+    state.user_cache.invalidate(&user.id);
     let user = user::Entity::find_by_id(user.id)
         .one(&state.database)
         .await?

@@ -99,7 +99,7 @@ impl<'a> Change<'a> {
         } = self;
         transaction.commit().await?;
         for user in &changed_users {
-            state.user_views.forget(user);
+            state.user_cache.invalidate(user);
         }
         // Waking the sender costs it a read of the outbox, so only a queued mail does.
         if mail_queued {
@@ -133,7 +133,7 @@ pub async fn end_sessions_telling(
     if notice.is_none() && state.database.get_database_backend() == DbBackend::Sqlite {
         // One statement, its log rows written by the trigger: it takes its turn like the other hot writes. With
         // no transaction to commit there is nothing but the publishing to follow it.
-        let turn = state.write_turn().await;
+        let turn = state.sqlite_write_lock().await;
         let event = end_rows(&state.database, user, scope, reason, now()).await?;
         drop(turn);
         let ended = event.sessions.clone();

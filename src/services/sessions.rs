@@ -204,7 +204,7 @@ pub async fn sign_in_with(
     if !new_device && state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
         insert_at_once(state, &model, &refresh_token, &announcement, unless_locked).await?;
     } else {
-        let turn = state.write_turn().await;
+        let turn = state.sqlite_write_lock().await;
         let transaction = state.database.begin().await?;
         session::Entity::insert(session::ActiveModel {
             id: Set(model.id),
@@ -376,7 +376,7 @@ pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<
     Ok(live
         .into_iter()
         .map(|model| {
-            let online = state.views.presence.is_online(&model.id) || elsewhere.contains(&model.id);
+            let online = state.live_sets.presence.is_online(&model.id) || elsewhere.contains(&model.id);
             SessionSummary::new(model, model.id == current, online)
         })
         .collect())

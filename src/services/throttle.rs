@@ -64,7 +64,7 @@ fn normalise(email: &str) -> String {
 }
 
 /// `account_locked` while the address is locked, with the seconds left.
-pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<Standing> {
+pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<ThrottleState> {
     ensure_unlocked_on(&state.database, key).await
 }
 
@@ -74,7 +74,7 @@ pub async fn refuse_if_locked(connection: &impl ConnectionTrait, key: &ThrottleK
     ensure_unlocked_on(connection, key).await.map(|_| ())
 }
 
-async fn ensure_unlocked_on(connection: &impl ConnectionTrait, key: &ThrottleKey) -> AppResult<Standing> {
+async fn ensure_unlocked_on(connection: &impl ConnectionTrait, key: &ThrottleKey) -> AppResult<ThrottleState> {
     let row = address_throttle::Entity::find_by_id(key.0.clone())
         .one(connection)
         .await?;
@@ -118,27 +118,27 @@ const LOCKED_UNTIL_MS: &str = "throttle_locked_until_ms";
 const FAILURES: &str = "throttle_failures";
 
 /// `ensure_unlocked` on what `standing_columns` read.
-pub fn standing_of(row: &QueryResult) -> AppResult<Standing> {
+pub fn standing_of(row: &QueryResult) -> AppResult<ThrottleState> {
     let locked_until_ms: Option<i64> = row.try_get("", LOCKED_UNTIL_MS)?;
     let failures: Option<i32> = row.try_get("", FAILURES)?;
     standing(failures.map(|failures| (locked_until_ms, failures)))
 }
 
-fn standing(row: Option<(Option<i64>, i32)>) -> AppResult<Standing> {
+fn standing(row: Option<(Option<i64>, i32)>) -> AppResult<ThrottleState> {
     let Some((locked_until_ms, failures)) = row else {
-        return Ok(Standing { failures: false });
+        return Ok(ThrottleState { failures: false });
     };
     match locked_until_ms {
         Some(until) if until > now_ms() => Err(AppError::AccountLocked {
             retry_after_seconds: u64::try_from((until - now_ms() + 999) / 1000).unwrap_or(1),
         }),
-        _ => Ok(Standing { failures: failures > 0 }),
+        _ => Ok(ThrottleState { failures: failures > 0 }),
     }
 }
 
 /// What `ensure_unlocked` saw of an address that was not locked.
 #[must_use]
-pub struct Standing {
+pub struct ThrottleState {
     failures: bool,
 }
 
@@ -150,7 +150,7 @@ pub enum LockCheck {
     Here,
 }
 
-impl Standing {
+impl ThrottleState {
     /// Clears the address's failures after a success, and answers `account_locked` when a parallel attempt
     /// locked the address meanwhile. An address that had no failures is not written, so most successes write
     /// nothing (on SQLite every write waits for the one writer); its lock is checked as `check` says.

@@ -64,7 +64,7 @@ pub async fn admit<Reserved>(
             (user, session, Some(ticket))
         }
     };
-    if state.views.revoked.contains(&session) {
+    if state.live_sets.revoked.contains(&session) {
         return Err(AppError::SessionRevoked);
     }
     let live = super::sessions::live(state, session).await?;

@@ -72,14 +72,14 @@ pub async fn update_name(state: &AppState, user: Uuid, name: Option<String>) -> 
     active.name = Set(name);
     active.updated_at = Set(super::now());
     let updated = active.update(&state.database).await?;
-    state.user_views.forget(&user);
+    state.user_cache.invalidate(&user);
     Ok(UserView::from(&updated))
 }
 
-/// The caller's `user` view, from the node's one-second copy (`AppState::user_views`) while it is fresh.
+/// The caller's `user` view, from the node's one-second copy (`AppState::user_cache`) while it is fresh.
 pub async fn view(state: &AppState, user: Uuid) -> AppResult<UserView> {
     let view = state
-        .user_views
+        .user_cache
         .get_or_load(user, async {
             Ok::<_, AppError>(UserView::from(&current(state, user).await?))
         })
@@ -88,7 +88,7 @@ pub async fn view(state: &AppState, user: Uuid) -> AppResult<UserView> {
         Ok(view) => Ok(UserView::clone(&view)),
         Err(AppError::SessionRevoked) => {
             // The account is gone: the aged copy must not be served while its window lasts.
-            state.user_views.forget(&user);
+            state.user_cache.invalidate(&user);
             Err(AppError::SessionRevoked)
         }
         Err(error) => Err(error),

@@ -29,7 +29,7 @@ struct Entry<V> {
     reloading: bool,
 }
 
-pub struct Copies<V> {
+pub struct Cache<V> {
     life: Duration,
     /// How long past its life an aged copy is served while a reload runs.
     stale_for: Duration,
@@ -43,7 +43,7 @@ enum Lookup<V> {
     Missing(u64),
 }
 
-impl<V> Copies<V> {
+impl<V> Cache<V> {
     /// Copies that are served for `life` after they were loaded.
     pub fn new(life: Duration) -> Self {
         Self {
@@ -78,7 +78,7 @@ impl<V> Copies<V> {
     }
 
     /// The rows behind `key` changed (call after the change has committed).
-    pub fn forget(&self, key: &Uuid) {
+    pub fn invalidate(&self, key: &Uuid) {
         let generation = self.next_generation();
         let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(entry) = entries.get_mut(key) {
@@ -89,7 +89,7 @@ impl<V> Copies<V> {
     }
 
     /// Drops every copy: after the node may have missed changes.
-    pub fn forget_all(&self) {
+    pub fn invalidate_all(&self) {
         self.entries
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -148,12 +148,12 @@ impl<V> Copies<V> {
 mod tests {
     use super::*;
 
-    fn copies() -> Copies<u32> {
-        Copies::new(Duration::from_secs(60))
+    fn copies() -> Cache<u32> {
+        Cache::new(Duration::from_secs(60))
     }
 
     /// The ticket a read gets when the copy is missing.
-    fn ticket(copies: &Copies<u32>, key: Uuid) -> u64 {
+    fn ticket(copies: &Cache<u32>, key: Uuid) -> u64 {
         match copies.lookup(key) {
             Lookup::Missing(generation) => generation,
             Lookup::Fresh(_) => panic!("an empty copy answered a value"),
@@ -165,7 +165,7 @@ mod tests {
         let copies = copies();
         let key = Uuid::now_v7();
         let generation = ticket(&copies, key);
-        copies.forget(&key);
+        copies.invalidate(&key);
         copies.store(key, generation, Arc::new(1));
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
     }
@@ -175,7 +175,7 @@ mod tests {
         let copies = copies();
         let key = stored_copy(&copies, 1);
         assert!(matches!(copies.lookup(key), Lookup::Fresh(value) if *value == 1));
-        copies.forget(&key);
+        copies.invalidate(&key);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
     }
 
@@ -184,7 +184,7 @@ mod tests {
         let copies = copies();
         let key = Uuid::now_v7();
         let old = ticket(&copies, key);
-        copies.forget_all();
+        copies.invalidate_all();
         let new = ticket(&copies, key);
         copies.store(key, old, Arc::new(1));
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
@@ -193,7 +193,7 @@ mod tests {
     }
 
     /// A new key whose copy holds `value`.
-    fn stored_copy(copies: &Copies<u32>, value: u32) -> Uuid {
+    fn stored_copy(copies: &Cache<u32>, value: u32) -> Uuid {
         let key = Uuid::now_v7();
         let generation = ticket(copies, key);
         copies.store(key, generation, Arc::new(value));
@@ -201,8 +201,8 @@ mod tests {
     }
 
     /// Copies that age at once and are served stale for a minute while a reload runs.
-    fn stale_copies() -> Copies<u32> {
-        Copies::new(Duration::ZERO).serving_stale_for(Duration::from_secs(60))
+    fn stale_copies() -> Cache<u32> {
+        Cache::new(Duration::ZERO).serving_stale_for(Duration::from_secs(60))
     }
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
         let copies = stale_copies();
         let key = stored_copy(&copies, 1);
         let reload = ticket(&copies, key);
-        copies.forget(&key);
+        copies.invalidate(&key);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
         copies.store(key, reload, Arc::new(1));
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn without_a_stale_window_every_request_reloads_an_aged_copy() {
-        let copies = Copies::<u32>::new(Duration::ZERO);
+        let copies = Cache::<u32>::new(Duration::ZERO);
         let key = stored_copy(&copies, 1);
         ticket(&copies, key);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn an_aged_copy_is_not_served_past_the_stale_window() {
-        let copies = Copies::<u32>::new(Duration::ZERO).serving_stale_for(Duration::from_millis(300));
+        let copies = Cache::<u32>::new(Duration::ZERO).serving_stale_for(Duration::from_millis(300));
         let key = stored_copy(&copies, 1);
         // This reload never stores (as when its request gave up): the copy is served until the window ends.
         ticket(&copies, key);
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_copy_ages_out() {
-        let copies = Copies::<u32>::new(Duration::ZERO);
+        let copies = Cache::<u32>::new(Duration::ZERO);
         let key = stored_copy(&copies, 1);
         assert!(matches!(copies.lookup(key), Lookup::Missing(_)));
     }
