@@ -196,8 +196,7 @@ pub struct HmacKey {
 impl HmacKey {
     /// A key derived from `secret` for one `purpose`, so one secret serves several uses independently.
     pub fn derive(secret: &Secret, purpose: &str) -> Self {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.expose().as_bytes())
-            .unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = new_hmac(secret.expose().as_bytes());
         mac.update(purpose.as_bytes());
         Self {
             key: mac.finalize().into_bytes().to_vec(),
@@ -205,7 +204,7 @@ impl HmacKey {
     }
 
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = new_hmac(&self.key);
         for part in parts {
             // Length-prefixed so that different splits of the same bytes never collide.
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -221,9 +220,10 @@ impl HmacKey {
     }
 }
 
-fn unreachable_hmac() -> ! {
-    // HMAC accepts keys of every length; this cannot happen.
-    std::process::abort()
+/// An HMAC-SHA256 keyed by `key`.
+#[allow(clippy::expect_used)]
+fn new_hmac(key: &[u8]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length")
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -74,6 +74,8 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// A duration of the settings (at most ten years, checked at start) or a constant, as chrono counts it.
+#[allow(clippy::expect_used)]
 pub fn seconds(duration: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+    chrono::Duration::from_std(duration).expect("durations are at most ten years, far inside chrono's range")
 }
