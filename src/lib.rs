@@ -2,6 +2,7 @@
 //! instant session revocation pushed to every connected device over WebSockets.
 
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod database;
 pub mod descriptors;

@@ -4,7 +4,23 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{domain::RevocationReason, services::sessions::SessionSummary};
+use crate::domain::RevocationReason;
+
+/// A session as events carry it between nodes and to devices: the `Session` of the contract, with `current`
+/// and `online` as each receiver sees it (the manager sets them per device). A type of its own, so the HTTP
+/// answer can change without changing what nodes send each other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionSnapshot {
+    pub id: Uuid,
+    pub ip: String,
+    pub user_agent: String,
+    pub device: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub current: bool,
+    pub online: bool,
+}
 
 /// Sessions of one user that ended, for one reason. Published after the database records it.
 #[derive(Debug, Clone, Serialize, Deserialize, actix::Message)]
@@ -21,7 +37,7 @@ pub struct SessionsRevoked {
 #[rtype(result = "()")]
 pub struct SessionCreated {
     pub user: Uuid,
-    pub session: SessionSummary,
+    pub session: SessionSnapshot,
 }
 
 /// One text frame to a device.
@@ -30,7 +46,7 @@ pub struct SessionCreated {
 pub enum ServerMessage {
     Hello { session_id: Uuid, user_id: Uuid },
     SessionRevoked { session_id: Uuid, reason: RevocationReason },
-    SessionCreated { session: SessionSummary },
+    SessionCreated { session: SessionSnapshot },
     SessionEnded { session_id: Uuid, reason: RevocationReason },
 }
 

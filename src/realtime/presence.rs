@@ -81,7 +81,7 @@ async fn upsert(
     node: Uuid,
     sessions: impl IntoIterator<Item = (Uuid, Uuid)>,
 ) -> Result<(), DbErr> {
-    let seen_at = crate::services::now();
+    let seen_at = crate::clock::now();
     let rows: Vec<_> = sessions
         .into_iter()
         .map(|(session, user)| session_presence::ActiveModel {
@@ -110,7 +110,7 @@ async fn refresh(database: &DatabaseConnection, node: Uuid, online: &HashMap<Uui
         let refreshed = session_presence::Entity::update_many()
             .col_expr(
                 session_presence::Column::SeenAt,
-                sea_orm::sea_query::Expr::value(crate::services::now()),
+                sea_orm::sea_query::Expr::value(crate::clock::now()),
             )
             .filter(session_presence::Column::NodeId.eq(node))
             .exec(database)
@@ -123,7 +123,7 @@ async fn refresh(database: &DatabaseConnection, node: Uuid, online: &HashMap<Uui
     }
     // Rows of nodes gone for an hour are of no use to anyone.
     session_presence::Entity::delete_many()
-        .filter(session_presence::Column::SeenAt.lt(crate::services::now() - chrono::Duration::hours(1)))
+        .filter(session_presence::Column::SeenAt.lt(crate::clock::now() - chrono::Duration::hours(1)))
         .exec(database)
         .await?;
     Ok(())

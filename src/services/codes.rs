@@ -21,45 +21,6 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-/// Checks a code for `purpose` against the address's back-off: `account_locked` while locked; a wrong code
-/// counts toward the lock (`3 x OTP_MAX_ATTEMPTS` in a row); a right one resets the count. An address
-/// without an account fails like a wrong code.
-pub async fn check(
-    state: &AppState,
-    email: &str,
-    user: Option<Uuid>,
-    purpose: OtpPurpose,
-    challenge: Option<Uuid>,
-    code: &str,
-) -> AppResult<otp_entity::Model> {
-    let key = ThrottleKey::code(purpose, email);
-    let standing = throttle::ensure_unlocked(state, &key).await?;
-    let consumed = match user {
-        Some(user) => otp::consume(state, &key, user, purpose, challenge, code).await,
-        None => Ok(None),
-    };
-    let outcome = match consumed {
-        Ok(Some(used)) => Ok(used),
-        // A challenge's code needs the password first, so only mailed purposes answer as if a code existed.
-        Ok(None) if purpose == OtpPurpose::LoginChallenge => Err(AppError::OtpInvalid),
-        Ok(None) => {
-            Err(
-                throttle::decoy_code_answer(state, &key, state.settings.otp_ttl, state.settings.otp_max_attempts)
-                    .await?,
-            )
-        }
-        Err(error) => Err(error),
-    };
-    match &outcome {
-        Ok(_) => standing.clear_failures(state, &key).await?,
-        Err(AppError::OtpInvalid | AppError::OtpAttemptsExceeded) => {
-            throttle::record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?
-        }
-        Err(_) => {}
-    }
-    outcome
-}
-
 /// Mails a code for `purpose` if the address is eligible and outside its cooldown and back-off. The
 /// caller answers 202 whatever happens here, and runs this off the request path.
 pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose) -> AppResult<()> {
@@ -112,7 +73,7 @@ pub async fn login_with_code(
     client: &ClientInfo,
 ) -> AppResult<SignedIn> {
     let user = find_by_email(state, email).await?;
-    check(
+    otp::check(
         state,
         email.as_str(),
         user.as_ref().map(|user| user.id),
@@ -134,7 +95,7 @@ pub async fn reset_password(
     new_password: &Password,
 ) -> AppResult<()> {
     let user = find_by_email(state, email).await?;
-    check(
+    otp::check(
         state,
         email.as_str(),
         user.as_ref().map(|user| user.id),
@@ -252,7 +213,7 @@ pub async fn finish_challenge(
         .one(&state.database)
         .await?
         .ok_or(AppError::ChallengeInvalid)?;
-    check(
+    otp::check(
         state,
         &user.email,
         Some(user.id),

@@ -75,6 +75,45 @@ pub async fn issue(
     Ok(code)
 }
 
+/// Checks a code for `purpose` against the address's back-off: `account_locked` while locked; a wrong code
+/// counts toward the lock (`3 x OTP_MAX_ATTEMPTS` in a row); a right one resets the count. An address
+/// without an account fails like a wrong code.
+pub async fn check(
+    state: &AppState,
+    email: &str,
+    user: Option<Uuid>,
+    purpose: OtpPurpose,
+    challenge: Option<Uuid>,
+    code: &str,
+) -> AppResult<otp::Model> {
+    let key = ThrottleKey::code(purpose, email);
+    let standing = throttle::ensure_unlocked(state, &key).await?;
+    let consumed = match user {
+        Some(user) => consume(state, &key, user, purpose, challenge, code).await,
+        None => Ok(None),
+    };
+    let outcome = match consumed {
+        Ok(Some(used)) => Ok(used),
+        // A challenge's code needs the password first, so only mailed purposes answer as if a code existed.
+        Ok(None) if purpose == OtpPurpose::LoginChallenge => Err(AppError::OtpInvalid),
+        Ok(None) => {
+            Err(
+                throttle::decoy_code_answer(state, &key, state.settings.otp_ttl, state.settings.otp_max_attempts)
+                    .await?,
+            )
+        }
+        Err(error) => Err(error),
+    };
+    match &outcome {
+        Ok(_) => standing.clear_failures(state, &key).await?,
+        Err(AppError::OtpInvalid | AppError::OtpAttemptsExceeded) => {
+            throttle::record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?
+        }
+        Err(_) => {}
+    }
+    outcome
+}
+
 /// Checks `code` and uses it up. Each try first takes one of the code's attempts with a conditional
 /// UPDATE, so parallel guesses never get more tries than allowed; a right code is then consumed by a
 /// second conditional UPDATE, so parallel right submissions succeed exactly once. Both writes also require

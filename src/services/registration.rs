@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    AppState, ClientInfo, codes, now, otp, seconds,
+    AppState, ClientInfo, now, otp, seconds,
     sessions::{self, SignedIn},
     throttle::{self, ThrottleKey},
 };
@@ -163,7 +163,7 @@ pub async fn verify_email(
     client: &ClientInfo,
 ) -> AppResult<Verified> {
     let user = find_by_email(state, email).await?;
-    codes::check(
+    otp::check(
         state,
         email.as_str(),
         user.as_ref().map(|user| user.id),

@@ -21,7 +21,7 @@ use crate::{
     error::{AppError, AppResult},
     realtime::{
         bus::{BusMessage, CHANNEL},
-        events::SessionCreated,
+        events::{SessionCreated, SessionSnapshot},
         presence,
     },
     tokens::{hash_token, new_opaque_token},
@@ -54,6 +54,22 @@ impl SessionSummary {
             current,
             online,
         }
+    }
+}
+
+/// The session as events carry it to other devices and nodes; each receiving manager sets `current` and
+/// `online` for its devices.
+fn snapshot(model: &session::Model) -> SessionSnapshot {
+    SessionSnapshot {
+        id: model.id,
+        ip: model.ip.clone(),
+        user_agent: model.user_agent.clone(),
+        device: model.device.clone(),
+        created_at: model.created_at,
+        last_used_at: model.last_used_at,
+        expires_at: model.expires_at,
+        current: false,
+        online: false,
     }
 }
 
@@ -199,7 +215,7 @@ pub async fn sign_in_with(
     let refresh_token = new_opaque_token();
     let announcement = SessionCreated {
         user: user.id,
-        session: SessionSummary::new(&model, false, false),
+        session: snapshot(&model),
     };
     if !new_device && state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
         insert_at_once(state, &model, &refresh_token, &announcement, unless_locked).await?;
