@@ -38,10 +38,21 @@ pub enum BusMessage {
     Created(SessionCreated),
 }
 
+/// The format of the messages this version writes. A reader takes any version: fields it does not know are
+/// ignored and an unknown revocation reason reads as `revoked`, so nodes of two versions can run side by side.
+const FORMAT_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Envelope {
+    /// Absent from the messages of versions before it was added, which are format 1.
+    #[serde(default = "first_format")]
+    version: u32,
     origin: Uuid,
     message: BusMessage,
+}
+
+fn first_format() -> u32 {
+    1
 }
 
 #[derive(Clone)]
@@ -136,6 +147,7 @@ impl EventBus {
     /// The text other nodes receive for `message` (one notification; callers split long revocations).
     pub fn payload(&self, message: &BusMessage) -> Result<String, DbErr> {
         serde_json::to_string(&Envelope {
+            version: FORMAT_VERSION,
             origin: self.node,
             message: message.clone(),
         })
@@ -278,5 +290,31 @@ where
             }
             Err(error) => tracing::warn!(%error, "unreadable event bus message"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_of_other_versions_are_read_not_dropped() {
+        let session = Uuid::now_v7();
+        // A newer node: a later format, a field this version does not know, and a reason it does not either.
+        let newer = format!(
+            r#"{{"version": 2, "origin": "{}", "trace": "x", "message": {{"kind": "revoked", "user": "{}",
+               "sessions": ["{session}"], "reason": "banned_by_admin", "revoked_at": "2026-12-02T00:00:00Z"}}}}"#,
+            Uuid::now_v7(),
+            Uuid::now_v7()
+        );
+        let envelope: Envelope = serde_json::from_str(&newer).unwrap();
+        let BusMessage::Revoked(event) = envelope.message else {
+            panic!("a revocation");
+        };
+        assert_eq!(event.sessions, vec![session]);
+        assert_eq!(event.reason, crate::domain::RevocationReason::Revoked);
+        // An older node: no version field.
+        let older = newer.replace(r#""version": 2, "#, "");
+        assert_eq!(serde_json::from_str::<Envelope>(&older).unwrap().version, 1);
     }
 }
