@@ -2,6 +2,10 @@
 //! has arrived, so a header announcing 2^60 bytes would keep the connection waiting for ever. This stream sits
 //! between the connection and the codec, reads each frame header as it passes, and ends the input at once
 //! when one announces more than the limit; the socket then closes with 1009.
+//!
+//! It also records what else it saw go wrong (the connection's own failure, reserved bits set), because
+//! actix-web-actors reports those and a text frame that is not UTF-8 alike, as an I/O error with only a
+//! message: what this stream did not see is the UTF-8 failure, told without reading any message.
 
 use std::{
     pin::Pin,
@@ -26,17 +30,25 @@ enum Position {
     Payload { remaining: u64 },
 }
 
-/// Set once a frame header announced more than the limit, so the socket can tell that failure from others.
+/// What went wrong with one socket's input, as this stream saw it.
 #[derive(Clone, Default)]
-pub struct Oversized(Arc<AtomicBool>);
+pub struct InputFaults(Arc<Faults>);
 
-impl Oversized {
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+#[derive(Default)]
+struct Faults {
+    oversized: AtomicBool,
+    broken: AtomicBool,
+}
+
+impl InputFaults {
+    /// A frame header announced more than the limit.
+    pub fn oversized(&self) -> bool {
+        self.0.oversized.load(Ordering::Relaxed)
     }
 
-    fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
+    /// The connection failed, or a frame set reserved bits: a protocol error, not a message's content.
+    pub fn broken(&self) -> bool {
+        self.0.broken.load(Ordering::Relaxed)
     }
 }
 
@@ -45,12 +57,12 @@ pub struct FrameLimit<S> {
     inner: S,
     limit: u64,
     position: Position,
-    oversized: Oversized,
+    faults: InputFaults,
     ended: bool,
 }
 
 impl<S> FrameLimit<S> {
-    pub fn new(inner: S, limit: usize, oversized: Oversized) -> Self {
+    pub fn new(inner: S, limit: usize, faults: InputFaults) -> Self {
         Self {
             inner,
             limit: u64::try_from(limit).unwrap_or(u64::MAX),
@@ -58,7 +70,7 @@ impl<S> FrameLimit<S> {
                 bytes: [0; LONGEST_HEADER],
                 filled: 0,
             },
-            oversized,
+            faults,
             ended: false,
         }
     }
@@ -79,6 +91,10 @@ impl<S> FrameLimit<S> {
                     }
                 }
                 Position::Header { bytes, filled } => {
+                    if *filled == 0 && chunk[0] & 0x70 != 0 {
+                        // No extension is negotiated, so reserved bits are a protocol error the codec reports.
+                        self.faults.0.broken.store(true, Ordering::Relaxed);
+                    }
                     bytes[*filled] = chunk[0];
                     *filled += 1;
                     chunk = &chunk[1..];
@@ -132,9 +148,13 @@ where
                     Poll::Ready(Some(Ok(chunk)))
                 } else {
                     self.ended = true;
-                    self.oversized.set();
+                    self.faults.0.oversized.store(true, Ordering::Relaxed);
                     Poll::Ready(Some(Err(PayloadError::Overflow)))
                 }
+            }
+            Poll::Ready(Some(Err(error))) => {
+                self.faults.0.broken.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(error)))
             }
             other => other,
         }
@@ -146,7 +166,7 @@ mod tests {
     use super::*;
 
     fn limit() -> FrameLimit<futures_util::stream::Empty<Result<Bytes, PayloadError>>> {
-        FrameLimit::new(futures_util::stream::empty(), 4096, Oversized::default())
+        FrameLimit::new(futures_util::stream::empty(), 4096, InputFaults::default())
     }
 
     fn masked_frame(length_field: &[u8], payload: usize) -> Vec<u8> {
@@ -183,5 +203,16 @@ mod tests {
         let mut both = masked_frame(&[0x80 | 2], 2);
         both.extend_from_slice(&huge);
         assert!(!limit().scan(&both));
+    }
+
+    #[test]
+    fn reserved_bits_are_recorded_as_a_broken_input() {
+        let mut scanner = limit();
+        assert!(scanner.scan(&masked_frame(&[0x80 | 2], 2)));
+        assert!(!scanner.faults.broken());
+        let mut reserved = masked_frame(&[0x80 | 2], 2);
+        reserved[0] |= 0x40;
+        assert!(scanner.scan(&reserved));
+        assert!(scanner.faults.broken());
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     events::{ServerMessage, SessionsRevoked},
-    frame_limit::{FrameLimit, Oversized},
+    frame_limit::{FrameLimit, InputFaults},
     session_manager::{Admission, Connect, Disconnect, Push, SessionManager},
     socket_slots::SocketSlot,
 };
@@ -42,8 +42,8 @@ pub struct WsSession {
     /// Bytes of the fragmented message being received, and its text so far (to check its UTF-8 at the end).
     fragment_bytes: usize,
     fragment_text: Option<Vec<u8>>,
-    /// Set when the input ended at a frame header over the size limit.
-    oversized: Oversized,
+    /// What the input's reader saw go wrong: tells the errors that actix-web-actors reports alike apart.
+    input_faults: InputFaults,
     /// This socket's place under the per-session and per-user caps, freed when the actor is dropped.
     _slot: SocketSlot,
 }
@@ -67,10 +67,10 @@ pub fn start(
         last_heard: Instant::now(),
         fragment_bytes: 0,
         fragment_text: None,
-        oversized: Oversized::default(),
+        input_faults: InputFaults::default(),
         _slot: slot,
     };
-    let stream = FrameLimit::new(stream, MAXIMUM_MESSAGE_BYTES, actor.oversized.clone());
+    let stream = FrameLimit::new(stream, MAXIMUM_MESSAGE_BYTES, actor.input_faults.clone());
     ws::WsResponseBuilder::new(actor, request, stream)
         .frame_size(MAXIMUM_MESSAGE_BYTES)
         .start()
@@ -253,10 +253,12 @@ impl StreamHandler<Result<Message, ProtocolError>> for WsSession {
                 }
             },
             Err(ProtocolError::Overflow) => Self::close(context, CloseCode::Size, "message too big"),
-            Err(ProtocolError::Io(_)) if self.oversized.is_set() => {
+            Err(ProtocolError::Io(_)) if self.input_faults.oversized() => {
                 Self::close(context, CloseCode::Size, "message too big")
             }
-            Err(ProtocolError::Io(error)) if error.to_string().contains("utf-8") => {
+            // The other I/O errors actix-web-actors reports: the connection's own failure or reserved bits,
+            // both seen by the input's reader, and otherwise a text frame that is not UTF-8.
+            Err(ProtocolError::Io(_)) if !self.input_faults.broken() => {
                 Self::close(context, CloseCode::Invalid, "invalid utf-8")
             }
             Err(_) => Self::close(context, CloseCode::Protocol, "protocol error"),
