@@ -7,12 +7,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::{
-    domain::RevocationReason,
-    error::{AppError, FieldError},
-    services::AppState,
-    tokens::AccessTokenError,
-};
+use super::json_shape::{self, ShapeError};
+use crate::{domain::RevocationReason, error::AppError, services::AppState, tokens::AccessTokenError};
 
 /// The most a request body may hold.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -83,15 +79,17 @@ fn payload_error(error: actix_web::Error) -> AppError {
     }
 }
 
-/// JSON first, then the shape: one rule for every endpoint, whatever the target type. Deserializing straight
-/// from the text let serde_json report some wrong shapes (a number where an enum belongs, an array where a
-/// struct does) as syntax errors, so the same body answered 400 on one endpoint and 422 on another. The text is
-/// read once without keeping anything to learn whether it is JSON; once it is, every error of the typed read is
-/// one of shape (a duplicate field among them, which a read through a JSON value would silently drop).
+/// JSON first, then the shape (`json_shape`): one rule for every endpoint, whatever the target type. Text that
+/// is not JSON is 400; valid JSON of the wrong shape, a key given twice included, is 422 naming the field.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|error| not_json(&error))?;
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)
+    let value = json_shape::parse_text(body).map_err(|error| {
+        if error.is_data() {
+            AppError::validation("body", "gives a field twice")
+        } else {
+            not_json(&error)
+        }
+    })?;
+    json_shape::read(value).map_err(shape_error)
 }
 
 /// Where the text stopped being JSON, never what it said.
@@ -103,41 +101,24 @@ fn not_json(error: &serde_json::Error) -> AppError {
     ))
 }
 
-/// Turns an error of the typed read of a JSON body into the contract's error without echoing any of the input.
-fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError {
-    use serde_json::error::Category;
+/// The contract's error for a body of the wrong shape, naming the field and never echoing the input.
+fn shape_error(error: serde_path_to_error::Error<ShapeError>) -> AppError {
     let path = error.path().to_string();
-    let inner = error.into_inner();
-    match inner.classify() {
-        Category::Data => {
-            let message = inner.to_string();
-            if let Some(field) = message
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next())
-            {
-                let field = if path == "." {
-                    field.to_owned()
-                } else {
-                    format!("{path}.{field}")
-                };
-                return AppError::validation(&field, "is required");
-            }
-            let expected = message
-                .split_once(", expected ")
-                .map(|(_, expected)| expected.split(" at line").next().unwrap_or(expected).to_owned());
-            let field = if path == "." { "body".to_owned() } else { path };
-            let message = match expected {
-                Some(expected) if !expected.contains('"') => {
-                    format!("has the wrong type: expected {expected}")
-                }
-                _ => "has the wrong type or value".to_owned(),
-            };
-            AppError::ValidationFailed(vec![FieldError::new(&field, message)])
+    let at = |field: &str| {
+        if path == "." {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
         }
-        // The text is JSON (checked before): what serde_json calls syntax here is a shape it did not expect, such
-        // as a number where an enum's name belongs.
-        Category::Syntax | Category::Eof | Category::Io => {
-            let field = if path == "." { "body".to_owned() } else { path };
+    };
+    match error.into_inner() {
+        ShapeError::Missing(field) => AppError::validation(&at(field), "is required"),
+        ShapeError::Wrong { expected } => {
+            let field = if path == "." { "body".to_owned() } else { path.clone() };
+            AppError::validation(&field, format!("has the wrong type or value: expected {expected}"))
+        }
+        ShapeError::Refused => {
+            let field = if path == "." { "body".to_owned() } else { path.clone() };
             AppError::validation(&field, "has the wrong type or value")
         }
     }

@@ -9,6 +9,7 @@ pub mod docs;
 pub mod extract;
 pub mod hardening;
 pub mod health;
+pub mod json_shape;
 pub mod openapi;
 pub mod problems;
 pub mod rate_limit;
