@@ -1,4 +1,6 @@
 //! Typed settings, read from the environment (and `.env`) and validated once, at start.
+//!
+//! Every problem with the settings is named; no value is printed.
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 

@@ -1,4 +1,7 @@
 //! Connecting to SQLite or PostgreSQL and applying the migrations.
+//!
+//! SQLite: WAL, synchronous NORMAL, 10 s busy timeout, foreign keys, 8 connections, no automatic checkpoints; a
+//! task checkpoints the write-ahead log every half second, off the request path. PostgreSQL: 16 connections.
 
 use std::time::Duration;
 

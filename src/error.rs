@@ -1,4 +1,17 @@
 //! The one error type and its problem+json (RFC 9457) mapping. 5xx bodies are fixed; causes are logged.
+//!
+//! `AppError` has one variant per thing a client should learn, plus internal causes (`Database`, `Password`,
+//! `Signing`, `Internal`) that all answer 500 `internal` with a fixed sentence; the cause is logged. A database
+//! error that says the database cannot be reached (refused or dropped connections, a pool that waited in vain,
+//! SQLSTATE classes 08 and 57P) becomes `ServiceUnavailable` at its conversion: 503 with `Retry-After: 1`, logged
+//! as a warning.
+//!
+//! Its `ResponseError` impl writes `application/problem+json` with `type`, `title`, `status`, `code`, `detail`
+//! and, for `validation_failed`, `errors: [{field, message}]`. It sets `Cache-Control: no-store`,
+//! `WWW-Authenticate` on every 401 (plain `Bearer` for `unauthorized`, otherwise `Bearer error="invalid_token"`
+//! with the code as `error_description`), and `Retry-After` on 429.
+//!
+//! Error answers that actix produces itself are not built from `AppError`: see `http::problems`.
 
 use actix_web::{
     HttpResponse, ResponseError,

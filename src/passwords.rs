@@ -1,5 +1,13 @@
 //! argon2id hashing and verification, always off the async workers and behind a bound on how many run at
 //! once (each takes 19 MiB).
+//!
+//! argon2id runs with 19 MiB, t=2, p=1, on `PASSWORD_HASH_THREADS` threads (one per core by default) in the idle
+//! scheduling class: any other thread that wakes runs first. Each thread keeps its 19 MiB of verification memory,
+//! and a new hash takes another 19 MiB while it runs. At most 128 checks a thread wait or run (at least 256);
+//! more are turned away with 503. Unknown addresses get a dummy verification, and a hash of older parameters is
+//! redone at login.
+//!
+//! Unit tests run every argon2 variant through the reused working memory.
 
 use std::sync::{
     Arc,

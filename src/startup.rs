@@ -1,4 +1,8 @@
 //! Builds the application: database, migrations, actors, mailer, and the bound HTTP server.
+//!
+//! `Application::build` connects, migrates, starts the SQLite checkpointer, starts the manager and loads the
+//! recent revocations into it, starts the bus listener, the mailer and the expiry sweeper, then binds
+//! (`PORT=0` picks a free port). The sweeper ends expired sessions every 30 s and runs retention hourly.
 
 use std::net::TcpListener;
 

@@ -1,4 +1,6 @@
 //! Logging. Request lines carry method, path (never the query, which may hold a ticket), status and time.
+//!
+//! The access-log middleware also records the request-duration histogram by route pattern.
 
 use std::time::Instant;
 

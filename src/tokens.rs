@@ -1,4 +1,21 @@
 //! Access tokens (HS256 JWTs, algorithm pinned) and the opaque random tokens: refresh tokens, tickets.
+//!
+//! Access tokens are decoded with `Validation::new(HS256)`, so a token signed with any other algorithm, `none`
+//! included, is refused. `AccessTokens::verify` requires `exp`, `iss`, `aud` and `sub`, checks `iss` and `aud`
+//! against `JWT_ISSUER`, refuses an `nbf` or `iat` more than 30 s ahead, and requires the header `typ` to be
+//! `at+jwt`. `AccessTokens::check_life` answers `session_expired` once `sxp` (the session's absolute or idle end
+//! as of the token's issue) has passed, without leeway, and `token_expired` after the earlier of `exp` and
+//! `iat + ACCESS_TOKEN_TTL` (this node's setting), plus 30 s.
+//!
+//! Access tokens never outlive their session: `exp` is the earlier of `now + ACCESS_TOKEN_TTL` and `sxp`, so a
+//! session past its end is refused on every node at that moment, before the sweeper or a socket timer writes the
+//! end.
+//!
+//! Opaque tokens are 256 random bits; the database keeps only their SHA-256 hashes. `HmacKey` is HMAC-SHA256
+//! under a key derived per purpose from a secret. The keys exist only in memory: the HS256 key
+//! (`JWT_ACCESS_SECRET`), the successor key derived from it with HMAC (`"authd refresh token successor"`), and
+//! the code and outbox keys derived from `OTP_SECRET` (`"authd one-time code"`, `"authd mail outbox"`).
+//! `HmacKey::mac` length-prefixes each part, so different splits of the same bytes never collide.
 
 use std::time::Duration;
 

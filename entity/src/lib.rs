@@ -1,5 +1,58 @@
 //! Database entities of authd. Rows that hold secrets (password hashes, token and code hashes) derive no
 //! `Serialize`, so they cannot be written into a response or a log by accident.
+//!
+//! Their `Debug` output omits the secret columns.
+//!
+//! # Data model
+//!
+//! Row ids are UUIDv7, except the auto-increment ids of `session_revocations` and `mail_outbox` and the natural
+//! keys of `ws_tickets`, `session_presence` and `address_throttles`. Times are `timestamp with time zone`, except
+//! the columns ending in `_ms`, which are Unix milliseconds (they are compared inside SQL and order the same way
+//! on SQLite and PostgreSQL).
+//!
+//! Each table, what it is for, and its secret material and how it is stored:
+//!
+//! - `users`: one account: normalised email (unique), name, `email_verified_at`, `mfa_email_otp`.
+//!   Secret: `password_hash`, an argon2id PHC string.
+//! - `sessions`: one signed-in device: IP, `User-Agent` (at most 512 characters), device label, `created_at`,
+//!   `last_used_at` (moved by each rotation), `expires_at` (absolute end), `revoked_at`, `revoked_reason`. The
+//!   JWT's `sid` points here. Deleted with the user (foreign key, cascade). No secret.
+//! - `refresh_tokens`: one link of a session's refresh chain: `session_id`, `parent_id` (the token it replaced;
+//!   unique, so one successor at most), `created_at` (for a successor: the moment its parent was rotated),
+//!   `rotated_at` (written only by earlier versions). Deleted with the session. Secret: `token_hash`, the hex
+//!   SHA-256 of the token (unique); the token itself is never stored.
+//! - `otps`: one emailed code: user, purpose, challenge id (login challenges), attempts, `expires_at`,
+//!   `consumed_at`. A new code of a purpose deletes the user's older ones. Deleted with the user. Secret:
+//!   `code_hash`, the hex HMAC-SHA256 of the code under a key derived from `OTP_SECRET`, bound to user, purpose
+//!   and challenge.
+//! - `registrations`: one registration of a not-yet-verified address: user, name, IP, device label,
+//!   `created_at`; kept 24 hours, and ended with every other pending one when the address is verified or its
+//!   password reset. Secrets: primary key `handle_hash`, the hex SHA-256 of the handle only the registering
+//!   client holds; `password_hash`, the argon2id hash of the password it chose.
+//! - `session_revocations`: the log of ended sessions: session, user, reason, `revoked_at` (indexed). No foreign
+//!   key, so it outlives deleted sessions and accounts. Read at start and after a bus reconnect. On SQLite the
+//!   trigger `session_revocation_log` (after `revoked_at` goes from NULL to a time) writes it, so ending
+//!   sessions is one statement there; on PostgreSQL the revoking transaction does, next to its `pg_notify`. No
+//!   secret.
+//! - `ws_tickets`: single-use WebSocket tickets: session, user, `expires_at` (30 s), `used_at`. Tickets expired
+//!   for over 5 minutes are deleted whenever a new one is issued. Secret: primary key `ticket_hash`, the hex
+//!   SHA-256 of the ticket.
+//! - `session_presence`: which node has a WebSocket open for which session: `(node_id, session_id)` primary key,
+//!   user, `seen_at`. Rows unseen for an hour are deleted by every node's heartbeat. No secret.
+//! - `address_throttles`: per key `login:<email>` or `otp:<purpose>:<email>` (normalised, whether or not an
+//!   account exists): `failures`, `lock_level`, `locked_until_ms`, `last_mail_ms`, `last_failure_ms`, and
+//!   `code_attempts` (tries at the code an address sent none would hold, so code checks answer alike with or
+//!   without an account). No secret; addresses are stored in clear.
+//! - `mail_outbox`: mail waiting to be sent: recipient and kind in clear, `created_at`, `attempts`,
+//!   `next_attempt_ms`, `claimed_until_ms`, `sent_at`, `last_error`. Secret: `payload`, the mail sealed with
+//!   XChaCha20-Poly1305 (key derived from `OTP_SECRET`, random 24-byte nonce); set to NULL once the mail is sent
+//!   or dropped.
+//!
+//! The keys that exist only in memory are described in the authd crate's `tokens` module.
+//!
+//! The migrations create these indexes besides the primary and unique keys: `sessions.user_id`,
+//! `refresh_tokens.session_id`, `otps.user_id`, `session_revocations.revoked_at`, `session_presence.user_id` and
+//! `mail_outbox(sent_at, next_attempt_ms)`.
 
 pub mod address_throttle;
 pub mod mail_outbox;

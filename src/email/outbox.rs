@@ -1,3 +1,29 @@
+//! The durable mail outbox and its sender.
+//!
+//! - `Mailer::queue` inserts into `mail_outbox` on the connection it is given: the caller's transaction. The mail
+//!   therefore exists exactly when the change that caused it commits. Callers wake the sender after the commit.
+//!   Nothing is sent on the request path. Every mail is queued in a transaction, the refresh-token-reuse notice
+//!   included (through `end_sessions_telling`).
+//! - The payload is the mail serialised to JSON and sealed with XChaCha20-Poly1305 under a key derived from
+//!   `OTP_SECRET`, with a random 24-byte nonce. It may hold a code, so it is set to NULL once the mail is sent or
+//!   dropped.
+//! - One sender task per node wakes when notified or every second and reads up to 20 due rows
+//!   (`sent_at IS NULL`, `next_attempt_ms <= now`, claim free). It claims each with
+//!
+//!   ```text
+//!   UPDATE ... SET claimed_until_ms = now + 30 s, attempts = attempts + 1
+//!   WHERE id = ? AND sent_at IS NULL AND (claimed_until_ms IS NULL OR claimed_until_ms < now)
+//!   ```
+//!
+//!   Only the node whose update changed the row sends it.
+//! - Transport: lettre's SMTP transport (10 s timeout) when `SMTP_URL` is set, otherwise an `.eml` file in
+//!   `DATA_DIR/mail/`.
+//! - A failed send sets `next_attempt_ms` to now plus 1 s, 2 s, 4 s, ... up to 5 minutes, and clears the claim.
+//!   A row the SMTP server rejects for good, whose payload cannot be opened, or that is still unsent a day after
+//!   it was created, is dropped (`sent_at` set, payload erased, `last_error` says why).
+//! - Delivery is at least once. If a node crashes after the SMTP server accepted a mail but before it marked the
+//!   row sent, the claim expires after 30 s and a sender sends the mail again.
+
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};

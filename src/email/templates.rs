@@ -1,3 +1,7 @@
+//! Every mail kind, with its subject and its text and HTML bodies; user text is escaped in the HTML. The kinds:
+//! verification code, "you already have an account", sign-in code, password-reset code, new sign-in on a device
+//! label not seen before for the account, password changed, and a session ended for refresh-token reuse.
+
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 

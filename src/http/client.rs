@@ -1,4 +1,10 @@
 //! Who is calling: the client IP (believing `X-Forwarded-For` only from `TRUSTED_PROXIES`) and user agent.
+//!
+//! The client IP is the socket peer, unless the peer is inside `TRUSTED_PROXIES`; then `X-Forwarded-For` is
+//! walked from the right, each entry read with or without a port (`1.2.3.4:5678`, `[v6]:443`): the first address
+//! that is not a trusted proxy is the client. An entry that does not parse ends the walk, and the client is then
+//! the last trusted hop (as when every entry is a trusted proxy), so a forged left-hand entry never picks the
+//! budget. The same IP is recorded on sessions.
 
 use std::net::IpAddr;
 

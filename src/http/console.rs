@@ -1,5 +1,16 @@
 //! The demo console at `/`: one static page, its script and its style, under a strict CSP.
 //! In development the files are read from `static/` when present, so the page can be edited live.
+//!
+//! The pages are compiled into the binary with `include_str!`. Outside production, `/`, `/console.js` and
+//! `/console.css` are read from `static/` in the working directory when the files exist. They carry
+//! `Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self';
+//! img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`.
+//!
+//! The browser tests (`tests/api/browser.rs`, scripts in `tests/browser/`, sharing `common.mjs`) drive this page
+//! in Debian's `/usr/bin/chromium` through playwright-core: `console.mjs` signs two isolated browser contexts in
+//! as one user, and "sign out everywhere" in one must show as signed out, with the reason, in the other within
+//! one second; `register.mjs` registers through the form, types the mailed code the test passes on its standard
+//! input, and signs in again with the password chosen there.
 
 use std::borrow::Cow;
 

@@ -1,4 +1,23 @@
 //! Extractors: the JSON body parser with the contract's errors, and the authenticated caller.
+//!
+//! `JsonBody` (and `OptionalJsonBody`) reads the body itself: no JSON content type is 415, over 16 KiB is 413,
+//! text that is not JSON is 400 with a line and column, and valid JSON of the wrong shape is 422 naming the field
+//! (see `json_shape`). No message echoes the input.
+//!
+//! `AuthUser` is an extractor whose future is ready at once:
+//!
+//! 1. It takes the token from `Authorization: Bearer` (scheme case-insensitive). None: `unauthorized`.
+//! 2. `AccessTokens::verify` checks the algorithm, the claims and `typ` (see `tokens`). Anything wrong answers
+//!    `unauthorized`.
+//! 3. It reads `views.revoked.reason_of(sid)`: a read lock on a `HashMap` shared with the manager
+//!    (`realtime::live_sets`). There is no database query and no message to the actor. A hit answers
+//!    `session_expired` for the reason `expired`, `session_revoked` for any other: how a session ended wins over
+//!    when its token would have.
+//! 4. `AccessTokens::check_life` answers `session_expired` past the session's end and `token_expired` past the
+//!    token's (see `tokens`).
+//!
+//! Handlers that need the account (for example `GET /api/users/me`) then read it; a deleted account reads as
+//! `session_revoked`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,5 +1,9 @@
 //! Makes actix's own rejections (unknown route, wrong method, oversized or unreadable body) speak
 //! problem+json like every other error.
+//!
+//! The `problem_bodies` middleware rewrites any 4xx or 5xx answer that is not problem+json yet: 404, 405, 413,
+//! 415 and 400 to the matching code, any 5xx to `internal`. Unknown paths reach a default service answering
+//! `not_found`, and each resource's default service answers `method_not_allowed` (405 with `Allow`).
 
 use actix_web::{
     ResponseError,

@@ -1,6 +1,13 @@
 //! Budgets of requests per minute, as token buckets whose burst is the per-minute figure: one per client IP,
 //! shared by every endpoint that an unauthenticated client can use to guess or to make mail go out
 //! (`RATE_LIMIT_IP_PER_MINUTE`), and one per user for WebSocket tickets and upgrades (`WS_CONNECTS_PER_MINUTE`).
+//!
+//! - Both are governor keyed rate limiters per node: by client IP (an IPv6 client by its /64), and by user. The
+//!   IP quota is `Quota::per_minute(RATE_LIMIT_IP_PER_MINUTE)`: a burst of that many requests, refilled evenly
+//!   over a minute. `0` turns it off. Idle keys are forgotten every 60 s. The budget is not shared between nodes.
+//! - The `IpBudget` extractor spends one unit before the body is parsed, on register, verify-email, login,
+//!   login/verify, otp/request, otp/login and password/reset. Refresh, logout and authenticated endpoints are not
+//!   limited by it. An empty budget answers 429 `rate_limited` with `Retry-After` (seconds, rounded up).
 
 use std::{hash::Hash, net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 

@@ -1,4 +1,9 @@
 //! The real-time channel: tickets and the WebSocket upgrade, authenticated and origin-checked before it.
+//!
+//! The upgrade checks `Origin` first: present and not in `ALLOWED_ORIGINS` is 403 `origin_not_allowed`; absent
+//! means a non-browser client and passes. Then come the credentials (`tickets::admit`). The upgrade also reads the
+//! session row through `sessions::live` and refuses a session whose `revoked_at` is set or that is past its
+//! absolute or idle limit, because a session ended long ago may have left the in-memory revoked set.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,10 @@
 //! The `TokenResponse` every sign-in and refresh answers, with its refresh cookie.
+//!
+//! The refresh token travels in the JSON body and in a cookie `refresh_token` (HttpOnly, SameSite=Strict,
+//! `Path=/api/auth`, `Secure` when `APP_ENV=production`, `Max-Age` up to the session's absolute end). `/refresh`
+//! and `/logout` read the cookie when the body has no token; on logout a Bearer token wins over the cookie. A
+//! request that relies on the cookie must carry an `Origin` in `ALLOWED_ORIGINS` or `Sec-Fetch-Site: same-origin`
+//! (`refresh_cookie_value`): `SameSite=Strict` alone lets a sibling subdomain's form post send it.
 
 use actix_web::{
     HttpRequest, HttpResponse,

@@ -2,6 +2,36 @@
 //! `SessionManager` in process, and on PostgreSQL through `LISTEN/NOTIFY` to every other node. A node
 //! whose listening connection drops, or goes silent (its own heartbeat stops arriving), listens on a new
 //! connection at once and catches up from the revocation log.
+//!
+//! What happens on the other nodes (PostgreSQL only) after a change commits on node A (node A's side: see
+//! `services::revocation`), and when a node loses its listening connection:
+//!
+//! ```text
+//! COMMIT on node A ──► NOTIFY delivered to every listener
+//! PgListener task (own connection, application_name authd-listener-<node>)
+//!   skips envelopes whose origin is itself
+//!   manager.do_send(event)
+//! SessionManager (B): the same handler as on node A
+//!
+//! B's listening connection drops, or goes silent (every 2 s B notifies its own channel
+//! authd_heartbeat_<node> through the shared pool; 6 s without hearing anything, heartbeat included,
+//! means a half-open connection that will never report an error):
+//!   try_recv ends or times out ──► a new one-connection pool (the old connection is never handed back)
+//!   ──► connect, LISTEN authd_events and the heartbeat channel ──► catch up:
+//!   SELECT * FROM session_revocations WHERE revoked_at >= now - (ACCESS_TOKEN_TTL + 60 s)
+//!   ──► manager.do_send(each) ──► already-marked sessions are skipped, missed ones are marked and pushed
+//!   At once after a connection that served a while; 1 s apart while attempts fail right away. A catch-up
+//!   that fails fails the attempt, so it is retried rather than skipped; the whole start has a 6 s limit.
+//!
+//! Start-up (every node, SQLite included): the same window is loaded and sent to the manager before the
+//! server binds, so a restarted node refuses tokens of sessions that ended while it was down.
+//! ```
+//!
+//! `notify_in_transaction` runs `pg_notify` inside the caller's transaction, so PostgreSQL delivers the message
+//! only if the change commits; on SQLite it does nothing. A revocation payload carries at most 150 session ids.
+//!
+//! The cluster tests (`tests/api/cluster.rs`) check catch-up after the listening connection is terminated with
+//! `pg_terminate_backend` and after its backend is stopped with SIGSTOP (a silent connection).
 
 use std::time::Duration;
 

@@ -6,6 +6,8 @@
 //! It also records what else it saw go wrong (the connection's own failure, reserved bits set), because
 //! actix-web-actors reports those and a text frame that is not UTF-8 alike, as an I/O error with only a
 //! message: what this stream did not see is the UTF-8 failure, told without reading any message.
+//!
+//! The limit in use is 4 KiB (`ws_session::MAXIMUM_MESSAGE_BYTES`).
 
 use std::{
     pin::Pin,

@@ -1,5 +1,11 @@
 //! Sets the request path reads without awaiting the actor or touching the database. The `SessionManager`
 //! holds the only writer of each; handlers get read-only views.
+//!
+//! The manager holds the only `RevokedSessions` handle; handlers hold `RevokedSessionsView`, which can only read.
+//! Each entry is kept until `revoked_at + ACCESS_TOKEN_TTL + 60 s` (the leeway twice: a token's `iat` may run 30 s
+//! ahead), after which no access token of the session can pass `AccessTokens::check_life` on this node: its `iat`
+//! bound makes that true even for a token issued under a longer `ACCESS_TOKEN_TTL` (before a restart that
+//! lowered it, or by a node set otherwise). The manager prunes expired entries every 60 seconds.
 
 use std::{
     collections::HashMap,

@@ -1,6 +1,20 @@
 //! Presence shared between nodes: each node records in the database which sessions have a socket open on
 //! it, and refreshes those rows on a heartbeat. A row older than `STALE_AFTER` no longer counts, so the
 //! sessions of a crashed node go offline within a minute.
+//!
+//! - The manager counts sockets per session on this node (`LocalPresence`). When a session's first socket opens
+//!   here it sends `online` to the node's `PresenceWriter`, and when its last socket closes, `offline`.
+//! - The `PresenceWriter` is an unbounded channel into one task per node, so the node's changes reach the
+//!   database in order. `online` upserts `(node_id, session_id, user_id, seen_at)`; `offline` deletes the row.
+//! - Every 15 s the task sets `seen_at = now` on all of the node's rows (when it has any) and deletes rows of any
+//!   node unseen for an hour.
+//! - A row counts only if `seen_at` is under 45 s old. A crashed node stops its heartbeat, so its sessions show
+//!   offline within 60 s (at most 15 s since its last heartbeat, then 45 s).
+//! - `GET /api/auth/sessions` marks a session `online` when the local view has it or a fresh row for it exists
+//!   on any node.
+//!
+//! The cluster tests check presence across nodes, a crashed node's stale presence, and a lost presence row
+//! written again by the heartbeat.
 
 use std::{
     collections::{HashMap, HashSet},

@@ -5,6 +5,17 @@
 //! every read. Which sessions have a socket on another node (PostgreSQL only) is copied apart, for 250 ms:
 //! it changes without any event here, and a session seen from another node's heartbeat is already that
 //! node's last word.
+//!
+//! The rows are kept one second per user, in a `Cache` of `crate::cache` (which also holds the `user` views). The
+//! `EventBus` drops a user's copy on every change it carries: a sign-in or revocation on this node (after the
+//! commit, before the answer goes out) and one from another node (on receipt); a refresh that moves
+//! `last_used_at` drops it too, and a node that listens again after losing the bus drops every copy. The cache's
+//! generation numbers keep a read that raced a drop from being stored.
+//!
+//! Tested in `tests/api/sessions.rs`, which starts a second application on the first one's database to stand for
+//! a restart and checks that a list read a moment ago shows every sign-in, revocation and recorded last use at
+//! once, and in `tests/api/cluster.rs`, where a list on one node shows the other's sign-ins and revocations
+//! sooner than its copy ages.
 
 use std::{collections::HashSet, time::Duration};
 

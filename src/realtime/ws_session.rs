@@ -1,5 +1,8 @@
 //! One WebSocket connection (actix-web-actors): says hello, relays what the `SessionManager` pushes, pings,
 //! drops a silent client, enforces the message size, and ends its session when the session's life is up.
+//!
+//! The session-end timer fires at the session's absolute or idle end, and is set again when a refresh has moved
+//! the idle limit (see `services::revocation`, reason `expired`).
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},

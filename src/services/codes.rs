@@ -1,5 +1,17 @@
 //! The emailed-code flows: asking for a code, passwordless sign-in, password reset, and the second factor
 //! of a password sign-in. Every check counts failures per address and purpose across codes.
+//!
+//! - Failures count per address and purpose in `address_throttles` (key `otp:<purpose>:<email>`), across codes:
+//!   a resend does not reset them, a success does. After `3 x OTP_MAX_ATTEMPTS` failures in a row the address is
+//!   locked for that purpose. An address without an account fails like a wrong code and counts alike.
+//! - An address sent no code (no account, not eligible, or its code already used) still takes the mail slot at
+//!   its request, and its checks answer as that slot's code would: `otp_expired` after `OTP_TTL`, else a try
+//!   counted in `code_attempts` (reset with each slot) by a conditional UPDATE, `otp_attempts_exceeded` past
+//!   `OTP_MAX_ATTEMPTS`. So no sequence of answers tells which addresses have accounts.
+//! - The second factor: a password sign-in of an account with `mfa_email_otp` answers a challenge id instead of
+//!   tokens and mails a `login_challenge` code bound to that id; `POST /api/auth/login/verify` checks it like any
+//!   code (an expired challenge answers `challenge_invalid`). Codes for login challenges take no mail slot,
+//!   because they need the password.
 
 use entity::{otp as otp_entity, user};
 use sea_orm::{

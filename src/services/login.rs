@@ -1,5 +1,12 @@
 //! Password sign-in: the same answer in the same time for an unknown email and a wrong password, back-off
 //! per address, and the email second factor.
+//!
+//! Password sign-in failures count under `login:<email>` in `address_throttles`, and a wrong current password on
+//! an authenticated endpoint counts there too. After `LOGIN_LOCKOUT_THRESHOLD` failures the address is locked
+//! (the schedule: see `throttle`). A password sign-in reads the address's lock, the account and its device
+//! history (for the new-device mail) in one query: a left join from a one-row source, so the lock comes back
+//! whether or not the account exists, and an unknown address costs the same round trip and the same dummy hash
+//! as a wrong password.
 
 use entity::user;
 use sea_orm::{

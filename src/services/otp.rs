@@ -1,5 +1,19 @@
 //! Emailed one-time codes: six CSPRNG digits, stored only as an HMAC bound to user, purpose and challenge;
 //! single use, limited life, and a hard cap on wrong tries, each enforced by a conditional UPDATE.
+//!
+//! - A code is six digits from the operating system's CSPRNG, by rejection sampling (values of 4,294,000,000 or
+//!   more are drawn again), so every code is equally likely.
+//! - Only `HMAC-SHA256(code key, user id, purpose, challenge id or empty, code)` is stored. A code checked for
+//!   another user, purpose or challenge cannot match.
+//! - Issuing a code deletes the user's older codes of the same purpose in the same transaction that inserts the
+//!   new code and queues its mail.
+//! - Checking a code: find the newest unconsumed code of that user and purpose (and challenge); refuse it when
+//!   consumed (`otp_invalid`), expired (`otp_expired`) or out of tries (`otp_attempts_exceeded`). Then reserve a
+//!   try with `UPDATE otps SET attempts = attempts + 1 WHERE id = ? AND consumed_at IS NULL AND attempts < max`.
+//!   Only if that changed a row is the HMAC compared (in constant time). A right code is then consumed with
+//!   `UPDATE otps SET consumed_at = now WHERE id = ? AND consumed_at IS NULL`; only the request that changed the
+//!   row signs in. So parallel wrong guesses never get more than `OTP_MAX_ATTEMPTS` tries, and parallel right
+//!   submissions make one session.
 
 use chrono::{DateTime, Utc};
 use entity::otp;

@@ -2,6 +2,45 @@
 //! unique index, so rotating is one statement: insert the successor's row, which exactly one presentation
 //! can do. Every presentation inside the grace window answers the same successor; a presentation after it
 //! means the token was copied, and the session ends.
+//!
+//! Step by step:
+//!
+//! 1. The token must be 43 base64url characters. The successor is computed, not drawn:
+//!    `base64url(HMAC-SHA256(successor key, presented token))`. The same token always yields the same successor,
+//!    so every racing presentation can be answered with it, and no token is ever stored in clear.
+//! 2. One query reads the rows whose SHA-256 is the presented token's or its successor's, each joined to its
+//!    session. No presented row, or an ended session: `refresh_token_invalid` (`session_expired` when it ended
+//!    for its age). Every successor row names its parent (`parent_id`, unique), so a token is rotated exactly
+//!    when a row names it; with today's successor key that row is the successor this query found, and its
+//!    `created_at` is the moment of rotation. (`rotated_at`, set by earlier versions, is still honoured.)
+//! 3. A session past its absolute end or its idle limit (`last_used_at + SESSION_IDLE_TTL`) is ended (`expired`)
+//!    and the answer is `session_expired`.
+//! 4. Not rotated yet: one statement is the compare-and-swap,
+//!    `INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, parent_id) SELECT ..., presented id
+//!    WHERE EXISTS (live session) ON CONFLICT DO NOTHING RETURNING id`. The unique parent lets exactly one of the
+//!    presentations racing with one token insert, on any node, whatever its clock and even while nodes disagree
+//!    on the successor key (after a `JWT_ACCESS_SECRET` change); nothing compares times to order the chain. The
+//!    one request that inserted moves `sessions.last_used_at` when it is older than a tenth of the idle limit (a
+//!    minute at most; a separate statement, since a lost write only leaves the last use a little early) and
+//!    answers the new pair. A request that inserted nothing reads the creation time of the row naming the
+//!    presented token as parent, in a live session (none: the session ended meanwhile, `refresh_token_invalid`)
+//!    and goes on to step 5. On SQLite the statement, like sign-in's transaction, waits for the process's write
+//!    turn (`AppState::sqlite_write_lock`), so parallel writers queue in process instead of sleeping in SQLite's
+//!    busy handler; the turn is taken before any pooled connection, never while holding one. Without a
+//!    transaction a rotation is two round trips to the database: the read and the insert. Nodes of this version
+//!    and of versions that rotated with `rotated_at` must not serve one database at once: those would not see a
+//!    rotation made here. The answer's `user` comes from the node's one-second copy of user views (see
+//!    `services::users`).
+//! 5. If the token was rotated no more than `REFRESH_GRACE` seconds ago (10 by default), the answer is the same
+//!    successor with a fresh access token; nothing is written.
+//! 6. Later, the presentation means the token was copied: the session ends with `refresh_token_reused`, the
+//!    owner is mailed, and the answer is 401 `refresh_token_reused`.
+//!
+//! The refresh cookie and where a refresh may read it: see `http::token_response`.
+//!
+//! `tests/api/refresh.rs` starts a second application with another `JWT_ACCESS_SECRET` (the chain goes on from
+//! its newest token, an older one is still a reuse) and stamps a successor an hour early in the database (a node
+//! with a lagging clock).
 
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session};

@@ -4,6 +4,12 @@
 //! with that registration's handle: the code proves the mailbox, the handle proves which client chose the
 //! password. A code presented without a matching handle verifies the address and signs in, but sets no
 //! password, so a stranger who registered the same unverified address cannot have the owner set theirs.
+//!
+//! Register gives the same answer and a handle whether or not the address is taken; the work runs after the
+//! answer. The submitted password's hash and the name are kept in a `registrations` row found by the hash of the
+//! opaque handle that only the registering client receives. Until a registration's password is applied, the
+//! account holds a placeholder hash and login treats it as having no password (one dummy verification,
+//! `invalid_credentials`), so login cannot tell a free address from a taken one either.
 
 use entity::{otp as otp_entity, registration, user};
 use sea_orm::{

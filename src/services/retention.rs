@@ -1,4 +1,9 @@
 //! What is kept, and for how long: rows that no check can need any more are deleted.
+//!
+//! It runs hourly from the sweeper: revocation log rows go a day after no access token of their session can be
+//! valid; ended sessions (and with them their refresh tokens) after 30 days; codes a day after they expired; sent
+//! mail after 7 days; throttle rows with no lock and no mail in the last 24 hours. Deleting an account also
+//! deletes its throttle rows and its mail in the same transaction.
 
 use entity::{address_throttle, mail_outbox, otp, registration, session, session_revocation};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::ExprTrait};

@@ -5,6 +5,84 @@
 //! A change that ends sessions is a `Change`: it owns its transaction, so the only way to commit it is
 //! `Change::commit`, which also runs what must follow the commit (publishing each end to this node, waking the
 //! mail sender, dropping cached user views). A `Change` dropped without `commit` rolls back and ends nothing.
+//!
+//! The module's functions: `end_sessions`; `end_sessions_telling`, which also queues a notice mail in the same
+//! transaction; `record`, the database half (session rows, log, notification), private to this module; `recent`
+//! (the log's recent window, read at start and at catch-up); `end_if_over`; `end_expired` (absolute and idle
+//! limits). On SQLite with no notice mail, `end_sessions` is instead one `UPDATE ... RETURNING` under the write
+//! turn (its log rows written by a trigger), published at once.
+//!
+//! What happens on node A, where the request arrives (the other nodes: see `realtime::bus`):
+//!
+//! ```text
+//! handler ──► service
+//! BEGIN
+//!   UPDATE sessions SET revoked_at = now, revoked_reason = r
+//!    WHERE user_id = u AND revoked_at IS NULL [AND id = / <> s]
+//!    RETURNING id                         ── ids actually ended now
+//!   INSERT INTO session_revocations ...   ── one row per id (on SQLite the trigger
+//!                                            session_revocation_log writes these rows)
+//!   [other rows of the same change, before or after: password hash, user delete, mail_outbox row]
+//!   SELECT pg_notify('authd_events', {origin: A, Revoked{...}})
+//!                                         ── PostgreSQL only; split into 150 ids per payload
+//! COMMIT ──► NOTIFY delivered to every listener
+//! EventBus::sessions_revoked(event)
+//!   revocations_total += n
+//!   await manager.send(event)             ── waits for the handler
+//! SessionManager (A)
+//!   for each id: insert into the revoked set; an id already there is skipped (idempotent)
+//!   sockets of that session: session_revoked frame, then close 4001
+//!   the user's other sockets: session_ended frame
+//! HTTP answer (204, 401 refresh_token_reused, ...)
+//! ```
+//!
+//! What the road relies on:
+//!
+//! - Each of these transactions starts with a write (in `end_sessions`, the `UPDATE ... RETURNING` itself), so
+//!   SQLite takes its write lock at once instead of failing a read-then-write upgrade. `WHERE revoked_at IS NULL`
+//!   makes two racing ends of one session produce one log row and one event: the loser's `RETURNING` is empty
+//!   and nothing is published.
+//! - `pg_notify` inside the transaction means PostgreSQL delivers the message only if the change commits, and
+//!   never for a rolled-back change. On SQLite `notify_in_transaction` does nothing: a SQLite deployment is one
+//!   node.
+//! - `EventBus::sessions_revoked` awaits `Addr::send`, which resolves after the manager's handler has run, so the
+//!   node that ended a session refuses its tokens before the HTTP answer leaves. Other nodes use `do_send`; the
+//!   cluster tests measure the refusal on the second node within 100 ms.
+//! - Each manager pushes only to the sockets open on its own node. Because the same handler serves local
+//!   delivery, the bus, catch-up and start-up, and skips sessions already in the set, a device is told once even
+//!   when an event arrives by several routes.
+//! - A socket opening at the moment of revocation is safe: its `Connect` message goes through the same actor and
+//!   is refused (close 4001 before `hello`) if the session is already in the set.
+//!
+//! Every reason, where it starts, and its scope:
+//!
+//! - `logout`: `POST /api/auth/logout` → `account::logout` (Bearer) or `refresh::logout` (refresh cookie; a
+//!   token rotated out more than `REFRESH_GRACE` ago ends the session as `refresh_token_reused` instead, with the
+//!   owner's notice). The caller's session.
+//! - `logout_all`: `POST /api/auth/logout-all` → `account::logout_all`. All sessions, or all but the caller's
+//!   with `keep_current`.
+//! - `revoked`: `DELETE /api/auth/sessions/{id}` → `account::revoke_session` (one session);
+//!   `DELETE /api/users/me` → `account::delete_account`, whose transaction records the end of every session and
+//!   deletes the user (all sessions).
+//! - `refresh_token_reused`: `POST /api/auth/refresh` with a rotated-out token after the grace window →
+//!   `services::refresh`. The token's session.
+//! - `password_changed`: `POST /api/users/me/password` → `account::change_password`, in the transaction that
+//!   stores the new hash and queues the notice mail. Every session but the caller's.
+//! - `password_reset`: `POST /api/auth/password/reset` → `codes::reset_password`, in the transaction that stores
+//!   the new hash and queues the notice mail. Every session.
+//! - `expired`, one session, from three places:
+//!   1. each `WsSession` sets a timer for the moment its session ends if nothing happens (the absolute end, or
+//!      `last_used_at + SESSION_IDLE_TTL` if sooner) and then calls `end_if_over`, which ends the session or,
+//!      after a refresh moved the idle limit, answers the next moment to check (`realtime::ws_session`); a
+//!      session it finds already ended, which this socket was never told of (its node's bus was down for longer
+//!      than the catch-up reaches back), is handed to the manager with its recorded reason, which marks it and
+//!      tells every socket as if it had just heard;
+//!   2. the sweeper started in `startup` calls `end_expired` every 30 s, which ends sessions past either limit
+//!      that are not yet revoked;
+//!   3. a refresh of a session past its absolute or idle limit ends it and answers `session_expired`.
+//!
+//! The sweeper runs on every node; the conditional `UPDATE` makes each session end once. A session with a socket
+//! open is told within a moment of its end; one without is ended within 30 s by the sweeper.
 
 use chrono::{DateTime, Utc};
 use entity::{session, session_revocation};

@@ -1,4 +1,12 @@
 //! Signing a device in, and the caller's list of sessions.
+//!
+//! A sign-in writes the session row and its first refresh token, queues a mail when the device label is new for
+//! the account, and announces `session_created` the way revocations travel: `pg_notify` in the sign-in
+//! transaction, then `EventBus::session_created` to the local manager (without waiting), which tells the user's
+//! other sockets. On PostgreSQL a sign-in that queues no new-device mail (most of them) is one statement instead
+//! of a transaction: a `WITH` that inserts the session and its first refresh token and ends in `pg_notify`,
+//! atomic on its own and one round trip instead of five. Sign-ins that queue a mail, and every sign-in on SQLite,
+//! take the transaction; on SQLite it waits for the process's write turn (`AppState::sqlite_write_lock`).
 
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};

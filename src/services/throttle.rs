@@ -1,6 +1,28 @@
 //! Per-address back-off and mail cooldown, stored in the database so every node enforces them. Keys are
 //! the normalised address whether or not an account exists, so an answer reveals nothing.
 //! Every counter moves by a single conditional statement, so parallel requests cannot skip a step.
+//!
+//! - Locks (`record_failure`): the failure counter moves with an upsert (`failures = failures + 1`); the lock is
+//!   set with `UPDATE ... WHERE lock_level = <the level read>`, so of several parallel failures only one takes
+//!   the next step. The first lock lasts 1 minute and each later one doubles, up to 1 hour. Failures are not
+//!   reset by a lock, so each failure after a lock ends locks again at the next level. While locked, attempts
+//!   answer `account_locked` with `Retry-After` before any other work, and do not count.
+//! - The lock is read again after the hash, because parallel attempts all pass the first check: the failure
+//!   upsert counts only while unlocked (`ON CONFLICT ... DO UPDATE ... WHERE` the lock is over) and answers
+//!   `account_locked` when it counted nothing, the success reset applies only while unlocked, and the sign-in's
+//!   write checks the lock itself (on PostgreSQL inside its one statement). A success resets the failures, the
+//!   level and the lock; when the lock check read no failures, a success writes nothing (most sign-ins). Pruning
+//!   keeps a row while its last failure is under a day old.
+//! - Mail cooldown (`take_mail_slot`): an upsert,
+//!
+//!   ```text
+//!   INSERT INTO address_throttles ... ON CONFLICT (key) DO UPDATE
+//!   SET last_mail_ms = now, code_attempts = 0
+//!   WHERE (last_mail_ms IS NULL OR last_mail_ms <= now - cooldown)
+//!     AND (locked_until_ms IS NULL OR locked_until_ms <= now)
+//!   ```
+//!
+//!   Only when it writes a row is a mail queued; registration and code requests answer 202 either way.
 
 use entity::address_throttle;
 use sea_orm::{

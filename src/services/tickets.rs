@@ -1,4 +1,7 @@
 //! Single-use WebSocket tickets: 30 s, bound to a session, stored as a hash so any node accepts each once.
+//!
+//! Admitting a socket (by ticket or Bearer token) requires a live session, and uses the ticket up only after
+//! every other check passed. Tickets expired for over 5 minutes are deleted whenever a new one is issued.
 
 use chrono::Duration;
 use entity::ws_ticket;

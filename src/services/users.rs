@@ -1,4 +1,12 @@
 //! The `user` object and the account's own data.
+//!
+//! User views are served from the node's one-second copy (`AppState::user_cache`, a `Cache` of `crate::cache`),
+//! which answers `GET /api/users/me` and the `user` of a refresh answer, and is dropped at once on a local change.
+//! Another node's change (a new name, the second factor) shows when the copy ages: within a second, or five while
+//! the database is slow to answer; the end of a session or account reaches every node at once over the bus and
+//! its tokens are refused before the view is read. A view that only aged is served up to 4 s more to the
+//! requests that come while one request reloads it, so a slow database holds up that one request instead of
+//! every `me` of the user; a reload that finds the account gone drops the copy.
 
 use chrono::{DateTime, Utc};
 use entity::user;
