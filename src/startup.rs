@@ -21,12 +21,12 @@ use crate::{
     },
     metrics::Metrics,
     passwords::{PasswordError, PasswordHasher},
-    realtime::socket_slots::SocketSlots,
     realtime::{
         bus::EventBus,
         presence::PresenceWriter,
         session_manager::{CloseAll, SessionManager},
     },
+    realtime::{socket_slots::SocketSlots, ws_session::SocketContext},
     services::{AppState, now, retention, revocation, seconds},
     telemetry,
     tokens::{AccessTokens, HmacKey, revocation_window},
@@ -121,6 +121,17 @@ impl Application {
         let server_state = state.clone();
         let rate_limiter = web::Data::new(IpRateLimiter::new(state.settings.rate_limit_ip_per_minute));
         let socket_rate_limiter = web::Data::new(SocketRateLimiter::new(state.settings.ws_connects_per_minute));
+        let expiry_state = state.clone();
+        let socket_context = web::Data::new(SocketContext {
+            manager: state.bus.manager().clone(),
+            live_sockets: state.metrics.live_sockets.clone(),
+            ping_interval: state.settings.ws_ping_interval,
+            client_timeout: state.settings.ws_client_timeout,
+            expiry_check: std::sync::Arc::new(move |session| {
+                let state = expiry_state.clone();
+                Box::pin(async move { revocation::end_if_over(&state, session).await })
+            }),
+        });
         let socket_slots = web::Data::new(SocketSlots::new(
             state.settings.ws_max_sockets_per_session,
             state.settings.ws_max_sockets_per_user,
@@ -131,6 +142,7 @@ impl Application {
                 .app_data(rate_limiter.clone())
                 .app_data(socket_rate_limiter.clone())
                 .app_data(socket_slots.clone())
+                .app_data(socket_context.clone())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(from_fn(problems::problem_bodies))
                 .wrap(from_fn(hardening::secure_headers))

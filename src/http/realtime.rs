@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     error::{AppError, AppResult},
-    realtime::{socket_slots::SocketSlots, ws_session},
+    realtime::{
+        socket_slots::SocketSlots,
+        ws_session::{self, SocketContext},
+    },
     services::{
         AppState,
         tickets::{self, Credential},
@@ -69,6 +72,7 @@ pub async fn upgrade(
     state: web::Data<AppState>,
     budget: web::Data<SocketRateLimiter>,
     slots: web::Data<SocketSlots>,
+    sockets: web::Data<SocketContext>,
     request: HttpRequest,
     stream: web::Payload,
     query: web::Query<UpgradeQuery>,
@@ -106,7 +110,7 @@ pub async fn upgrade(
     ws_session::start(
         &request,
         stream,
-        state.clone(),
+        sockets.get_ref().clone(),
         slot,
         grant.user,
         grant.session,

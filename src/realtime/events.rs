@@ -40,6 +40,17 @@ pub struct SessionCreated {
     pub session: SessionSnapshot,
 }
 
+/// What a session's expiry check found (`revocation::end_if_over`, run by a socket at its session's limit).
+pub enum Expiry {
+    /// The session lives; it could end at this moment next.
+    Later(DateTime<Utc>),
+    /// The session is over: ended now for its age, or earlier (gone with its account counts as `revoked`).
+    Over {
+        reason: RevocationReason,
+        at: DateTime<Utc>,
+    },
+}
+
 /// One text frame to a device.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -17,15 +17,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    events::{ServerMessage, SessionsRevoked},
+    events::{Expiry, ServerMessage, SessionsRevoked},
     frame_limit::{FrameLimit, InputFaults},
     session_manager::{Admission, Connect, Disconnect, Push, SessionManager},
     socket_slots::SocketSlot,
 };
-use crate::services::{
-    AppState,
-    revocation::{self, Expiry},
-};
+use crate::error::AppError;
 
 /// The largest message a client may send, fragments added up.
 pub const MAXIMUM_MESSAGE_BYTES: usize = 4 * 1024;
@@ -34,13 +31,29 @@ pub const SESSION_ENDED_CLOSE_CODE: u16 = 4001;
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
 
+/// Ends a session that is past its limit and answers what it found; the service behind it is the revocation
+/// road, which the socket reaches only through this handle.
+pub type ExpiryCheck =
+    std::sync::Arc<dyn Fn(Uuid) -> futures_util::future::BoxFuture<'static, Result<Expiry, AppError>> + Send + Sync>;
+
+/// What every socket of this node needs of the rest of it, built once at start.
+#[derive(Clone)]
+pub struct SocketContext {
+    pub manager: Addr<SessionManager>,
+    pub live_sockets: prometheus::IntGauge,
+    /// How often the server pings (`WS_PING_INTERVAL`) and how long a silent socket is kept (`WS_CLIENT_TIMEOUT`).
+    pub ping_interval: Duration,
+    pub client_timeout: Duration,
+    pub expiry_check: ExpiryCheck,
+}
+
 pub struct WsSession {
     user: Uuid,
     session: Uuid,
     socket: u64,
     /// When the session ends unless it is refreshed: checked again then.
     ends_at: DateTime<Utc>,
-    state: web::Data<AppState>,
+    context: SocketContext,
     last_heard: Instant,
     /// Bytes of the fragmented message being received, and its text so far (to check its UTF-8 at the end).
     fragment_bytes: usize,
@@ -55,7 +68,7 @@ pub struct WsSession {
 pub fn start(
     request: &HttpRequest,
     stream: web::Payload,
-    state: web::Data<AppState>,
+    context: SocketContext,
     slot: SocketSlot,
     user: Uuid,
     session: Uuid,
@@ -66,7 +79,7 @@ pub fn start(
         session,
         socket: NEXT_SOCKET.fetch_add(1, Ordering::Relaxed),
         ends_at,
-        state,
+        context,
         last_heard: Instant::now(),
         fragment_bytes: 0,
         fragment_text: None,
@@ -86,7 +99,7 @@ pub fn is_upgrade(request: &HttpRequest) -> bool {
 
 impl WsSession {
     fn manager(&self) -> Addr<SessionManager> {
-        self.state.bus.manager().clone()
+        self.context.manager.clone()
     }
 
     fn close(context: &mut WebsocketContext<Self>, code: CloseCode, description: &str) {
@@ -100,7 +113,7 @@ impl WsSession {
     /// Closes the connection once it has been silent for the configured time, checking again whenever it
     /// was heard from in between.
     fn watch_silence(&self, context: &mut WebsocketContext<Self>) {
-        let timeout = self.state.settings.ws_client_timeout;
+        let timeout = self.context.client_timeout;
         let wait = (self.last_heard + timeout).saturating_duration_since(Instant::now());
         context.run_later(wait, move |actor, context| {
             if actor.last_heard.elapsed() >= timeout {
@@ -116,9 +129,7 @@ impl WsSession {
     fn watch_expiry(&self, context: &mut WebsocketContext<Self>) {
         let remaining = (self.ends_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         context.run_later(remaining, |actor, context| {
-            let state = actor.state.clone();
-            let session = actor.session;
-            let check = async move { revocation::end_if_over(&state, session).await };
+            let check = (actor.context.expiry_check)(actor.session);
             context.spawn(check.into_actor(actor).map(|outcome, actor, context| match outcome {
                 Ok(Expiry::Later(next)) => {
                     actor.ends_at = next;
@@ -188,15 +199,15 @@ impl Actor for WsSession {
                 fut::ready(())
             })
             .wait(context);
-        self.state.metrics.live_sockets.inc();
-        let interval = self.state.settings.ws_ping_interval;
+        self.context.live_sockets.inc();
+        let interval = self.context.ping_interval;
         context.run_interval(interval, |_, context| context.ping(b""));
         self.watch_silence(context);
         self.watch_expiry(context);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.state.metrics.live_sockets.dec();
+        self.context.live_sockets.dec();
         self.manager().do_send(Disconnect {
             user: self.user,
             session: self.session,

@@ -100,7 +100,7 @@ use crate::{
     error::AppResult,
     realtime::{
         bus::{BusMessage, EventBus},
-        events::SessionsRevoked,
+        events::{Expiry, SessionsRevoked},
     },
 };
 
@@ -227,17 +227,6 @@ pub async fn end_sessions_telling(
     }
     change.commit().await?;
     Ok(ended)
-}
-
-/// What `end_if_over` found.
-pub enum Expiry {
-    /// The session lives; it could end at this moment next.
-    Later(DateTime<Utc>),
-    /// The session is over: ended now for its age, or earlier (gone with its account counts as `revoked`).
-    Over {
-        reason: RevocationReason,
-        at: DateTime<Utc>,
-    },
 }
 
 /// Ends a session that has reached its absolute or idle limit. When it has not, answers the moment it
