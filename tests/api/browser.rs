@@ -6,6 +6,22 @@ use std::process::Command;
 
 use crate::helpers::{app::PASSWORD, spawn_app_with};
 
+/// A server whose console origin is allowed (its port is chosen before it starts, since the origin must be
+/// known then), that origin, and the folder for screenshots.
+async fn console_app() -> (crate::helpers::TestApp, String, std::path::PathBuf) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let origin = format!("http://127.0.0.1:{port}");
+    let app = spawn_app_with(&[("PORT", &port), ("ALLOWED_ORIGINS", &origin)]).await;
+    let output_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&output_dir).unwrap();
+    (app, origin, output_dir)
+}
+
 #[actix_web::test]
 #[ignore = "needs Chromium and `npm ci --prefix tests/browser`: .ci/run installs both and runs it"]
 async fn signing_out_everywhere_shows_on_the_other_browser_within_a_second() {
@@ -20,15 +36,7 @@ async fn signing_out_everywhere_shows_on_the_other_browser_within_a_second() {
         "install Debian's chromium first"
     );
 
-    // The page's origin must be allowed before the server starts, so its port is chosen here.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let origin = format!("http://127.0.0.1:{port}");
-    let app = spawn_app_with(&[("PORT", &port), ("ALLOWED_ORIGINS", &origin)]).await;
+    let (app, origin, output_dir) = console_app().await;
     let (email, tokens) = app.user_with_session().await;
     // Verifying signed this client in; the two browsers are to be the only devices.
     assert_eq!(
@@ -36,8 +44,6 @@ async fn signing_out_everywhere_shows_on_the_other_browser_within_a_second() {
         204
     );
 
-    let output_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&output_dir).unwrap();
     let browser = tokio::process::Command::from(Command::new("node"))
         .arg(&script)
         .args(["--url", &origin, "--email", &email, "--password", PASSWORD, "--out"])
@@ -69,17 +75,8 @@ async fn registering_in_the_console_sets_the_password_chosen_there() {
         root.join("tests/browser/node_modules/playwright-core").exists(),
         "run `npm ci --prefix tests/browser` first"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let origin = format!("http://127.0.0.1:{port}");
-    let app = spawn_app_with(&[("PORT", &port), ("ALLOWED_ORIGINS", &origin)]).await;
+    let (app, origin, output_dir) = console_app().await;
     let email = crate::helpers::app::unique_email();
-    let output_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&output_dir).unwrap();
     let mut browser = tokio::process::Command::new("node")
         .arg(root.join("tests/browser/register.mjs"))
         .args(["--url", &origin, "--email", &email, "--password", PASSWORD, "--out"])

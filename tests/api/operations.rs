@@ -29,18 +29,21 @@ async fn readiness_fails_when_the_database_is_gone() {
     );
 }
 
-#[actix_web::test]
-async fn the_openapi_document_covers_every_endpoint() {
-    let app = spawn_app().await;
-    let document: Value = app
-        .client
+async fn openapi_document(app: &crate::helpers::TestApp) -> Value {
+    app.client
         .get(app.url("/api/openapi.json"))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn the_openapi_document_covers_every_endpoint() {
+    let app = spawn_app().await;
+    let document = openapi_document(&app).await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = document["paths"].as_object().unwrap();
     for (path, method) in [
@@ -309,15 +312,7 @@ async fn an_unreachable_database_answers_503_and_the_service_recovers() {
 #[actix_web::test]
 async fn the_openapi_document_states_the_servers_rules() {
     let app = spawn_app().await;
-    let document: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = openapi_document(&app).await;
     let schemas = &document["components"]["schemas"];
     assert_eq!(schemas["SecondFactorMethod"]["enum"], serde_json::json!(["email_otp"]));
     let name = &schemas["RegisterRequest"]["properties"]["name"];
