@@ -196,30 +196,50 @@ impl ThrottleState {
 }
 
 /// Counts one failure; at `threshold` consecutive failures, and at each failure after a lock has ended,
-/// locks the address for the next step of the schedule. An attempt that was checked before a parallel one
-/// locked the address is answered `account_locked` and not counted: the lock is read when the failure is
-/// counted, not only before the hash, so a burst of guesses sent at once learns no more than
-/// `threshold` of their results.
+/// locks the address for the next step of the schedule. Counting and locking are one statement that runs only
+/// while the address is unlocked, so the failure that reaches the threshold locks it before any other is
+/// counted: an attempt that was checked before a parallel one locked the address is answered
+/// `account_locked` and not counted, and a burst of guesses sent at once learns exactly `threshold` results.
 pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32) -> AppResult<()> {
     let now = now_ms();
-    let unlocked = Expr::col((address_throttle::Entity, address_throttle::Column::LockedUntilMs))
+    let column = |column: address_throttle::Column| Expr::col((address_throttle::Entity, column));
+    let unlocked = column(address_throttle::Column::LockedUntilMs)
         .is_null()
-        .or(Expr::col((address_throttle::Entity, address_throttle::Column::LockedUntilMs)).lte(now));
+        .or(column(address_throttle::Column::LockedUntilMs).lte(now));
+    let threshold = i32::try_from(threshold).unwrap_or(i32::MAX);
+    // The stored row as it was before this failure: its run, one more, reaches the threshold (a run stays at
+    // or past it after a lock ends, until a success resets it).
+    let reaches = column(address_throttle::Column::Failures).add(1).gte(threshold);
+    let mut lock_duration = Expr::case(column(address_throttle::Column::LockLevel).lte(0), FIRST_LOCK_MS);
+    for level in 1..6 {
+        lock_duration = lock_duration.case(
+            column(address_throttle::Column::LockLevel).eq(level),
+            Ord::min(FIRST_LOCK_MS << level, LONGEST_LOCK_MS),
+        );
+    }
+    let lock_duration: Expr = lock_duration.finally(LONGEST_LOCK_MS).into();
+    let locked_until = Expr::case(reaches.clone(), Expr::value(now).add(lock_duration))
+        .finally(column(address_throttle::Column::LockedUntilMs));
+    let lock_level = Expr::case(reaches, column(address_throttle::Column::LockLevel).add(1))
+        .finally(column(address_throttle::Column::LockLevel));
+    let first_locks = threshold <= 1;
     let counted = address_throttle::Entity::insert(address_throttle::ActiveModel {
         key: Set(key.0.clone()),
         failures: Set(1),
-        lock_level: Set(0),
-        locked_until_ms: Set(None),
+        lock_level: Set(i32::from(first_locks)),
+        locked_until_ms: Set(first_locks.then_some(now + FIRST_LOCK_MS)),
         last_mail_ms: Set(None),
-        last_failure_ms: Set(Some(now_ms())),
+        last_failure_ms: Set(Some(now)),
         code_attempts: Set(0),
     })
     .on_conflict(
         OnConflict::column(address_throttle::Column::Key)
             .value(
                 address_throttle::Column::Failures,
-                Expr::col((address_throttle::Entity, address_throttle::Column::Failures)).add(1),
+                column(address_throttle::Column::Failures).add(1),
             )
+            .value(address_throttle::Column::LockedUntilMs, locked_until)
+            .value(address_throttle::Column::LockLevel, lock_level)
             .update_column(address_throttle::Column::LastFailureMs)
             .action_and_where(unlocked)
             .to_owned(),
@@ -229,31 +249,6 @@ pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32)
     if counted == 0 {
         refuse_if_locked(&state.database, key).await?;
     }
-    let Some(row) = address_throttle::Entity::find_by_id(key.0.clone())
-        .one(&state.database)
-        .await?
-    else {
-        return Ok(());
-    };
-    let locked = row.locked_until_ms.is_some_and(|until| until > now);
-    if locked || i64::from(row.failures) < i64::from(threshold) {
-        return Ok(());
-    }
-    let duration = Ord::min(
-        FIRST_LOCK_MS.saturating_mul(1i64 << row.lock_level.clamp(0, 6)),
-        LONGEST_LOCK_MS,
-    );
-    // Only the request that still sees this lock level takes the next step.
-    address_throttle::Entity::update_many()
-        .col_expr(address_throttle::Column::LockedUntilMs, Expr::value(now + duration))
-        .col_expr(
-            address_throttle::Column::LockLevel,
-            Expr::col(address_throttle::Column::LockLevel).add(1),
-        )
-        .filter(address_throttle::Column::Key.eq(key.0.clone()))
-        .filter(address_throttle::Column::LockLevel.eq(row.lock_level))
-        .exec(&state.database)
-        .await?;
     Ok(())
 }
 
