@@ -2,10 +2,10 @@
 //! the normalised address whether or not an account exists, so an answer reveals nothing.
 //! Every counter moves by a single conditional statement, so parallel requests cannot skip a step.
 //!
-//! - Locks (`record_failure`): the failure counter moves with an upsert (`failures = failures + 1`); the lock is
-//!   set with `UPDATE ... WHERE lock_level = <the level read>`, so of several parallel failures only one takes
-//!   the next step. The first lock lasts 1 minute and each later one doubles, up to 1 hour. Failures are not
-//!   reset by a lock, so each failure after a lock ends locks again at the next level. While locked, attempts
+//! - Locks (`record_failure`): one upsert counts the failure (`failures = failures + 1`) and, when that reaches
+//!   the threshold, sets the lock and takes the next level in the same statement, so no other failure is
+//!   counted between the two. The first lock lasts 1 minute and each later one doubles, up to 1 hour. Failures
+//!   are not reset by a lock, so each failure after a lock ends locks again at the next level. While locked, attempts
 //!   answer `account_locked` with `Retry-After` before any other work, and do not count.
 //! - The lock is read again after the hash, because parallel attempts all pass the first check: the failure
 //!   upsert counts only while unlocked (`ON CONFLICT ... DO UPDATE ... WHERE` the lock is over) and answers
