@@ -4,7 +4,6 @@
 pub mod cache;
 pub mod clock;
 pub mod config;
-pub mod database;
 pub mod descriptors;
 pub mod domain;
 pub mod email;
@@ -16,5 +15,6 @@ pub mod realtime;
 pub mod secret;
 pub mod services;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod tokens;

@@ -1,4 +1,4 @@
-use authd::{config::Settings, database, descriptors, startup::Application, telemetry};
+use authd::{config::Settings, descriptors, startup::Application, store, telemetry};
 use clap::{Parser, Subcommand};
 
 /// authd: sign-in, rotating refresh tokens, per-device sessions and instant revocation.
@@ -38,12 +38,10 @@ fn main() {
                 application.run_until_stopped().await.map_err(|error| error.to_string())
             }
             Command::Migrate => {
-                let connection = database::connect(&settings.database_url)
+                let connection = store::connect(&settings.database_url)
                     .await
                     .map_err(|error| error.to_string())?;
-                database::migrate(&connection)
-                    .await
-                    .map_err(|error| error.to_string())?;
+                store::migrate(&connection).await.map_err(|error| error.to_string())?;
                 tracing::info!("migrations applied");
                 Ok(())
             }

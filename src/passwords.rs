@@ -279,7 +279,7 @@ mod tests {
         // The request is answered 503 `service_unavailable`, to be tried again shortly.
         let answer = crate::error::AppError::from(PasswordError::Busy);
         assert_eq!(actix_web::ResponseError::status_code(&answer), 503);
-        assert_eq!(answer.code(), "service_unavailable");
+        assert_eq!(answer.code().as_str(), "service_unavailable");
         let response = actix_web::ResponseError::error_response(&answer);
         assert_eq!(
             response.headers().get("retry-after").map(|value| value.as_bytes()),

@@ -11,7 +11,6 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
     config::Settings,
-    database,
     email::{Mailer, MailerError},
     http::{
         extract::BODY_LIMIT,
@@ -24,10 +23,12 @@ use crate::{
     realtime::{
         bus::EventBus,
         presence::PresenceWriter,
+        session_lists::SessionLists,
         session_manager::{CloseAll, SessionManager},
     },
     realtime::{socket_slots::SocketSlots, ws_session::SocketContext},
     services::{AppState, now, retention, revocation, seconds},
+    store::{self, Store},
     telemetry,
     tokens::{AccessTokens, HmacKey, revocation_window},
 };
@@ -52,14 +53,15 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    manager: actix::Addr<SessionManager>,
 }
 
 impl Application {
     /// Everything up to a bound socket; `PORT=0` picks a free port (tests). Must run inside an actix System.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let database = database::connect(&settings.database_url).await?;
-        database::migrate(&database).await?;
-        database::spawn_checkpointer(database.clone());
+        let database = store::connect(&settings.database_url).await?;
+        store::migrate(&database).await?;
+        store::spawn_checkpointer(database.clone());
 
         let metrics = std::sync::Arc::new(Metrics::new()?);
         let node = uuid::Uuid::now_v7();
@@ -78,7 +80,8 @@ impl Application {
                 .await
                 .map_err(|error| StartupError::Manager(error.to_string()))?;
         }
-        let bus = EventBus::new(manager, node, metrics.clone());
+        let session_lists = std::sync::Arc::new(SessionLists::default());
+        let bus = EventBus::new(manager.clone(), node, metrics.clone(), session_lists.clone());
         let catch_up_database = database.clone();
         bus.spawn_listener(&database, move || {
             let database = catch_up_database.clone();
@@ -101,16 +104,16 @@ impl Application {
                 settings.data_dir.join("mail"),
                 &settings.otp_secret,
             )?,
-            bus,
+            publisher: std::sync::Arc::new(bus),
+            session_lists,
+            node,
             live_sets: views,
             metrics,
             // An aged copy is served up to 4 s more while one request reloads it, so a slow database holds up
             // that request only, not every `me` of the user.
             user_cache: crate::cache::Cache::new(std::time::Duration::from_secs(1))
                 .serving_stale_for(std::time::Duration::from_secs(4)),
-            sqlite_writer: (database.get_database_backend() == sea_orm::DbBackend::Sqlite)
-                .then(|| tokio::sync::Mutex::new(())),
-            database,
+            store: Store::new(database),
             settings,
         });
 
@@ -123,13 +126,13 @@ impl Application {
         let socket_rate_limiter = web::Data::new(SocketRateLimiter::new(state.settings.ws_connects_per_minute));
         let expiry_state = state.clone();
         let socket_context = web::Data::new(SocketContext {
-            manager: state.bus.manager().clone(),
+            manager: manager.clone(),
             live_sockets: state.metrics.live_sockets.clone(),
             ping_interval: state.settings.ws_ping_interval,
             client_timeout: state.settings.ws_client_timeout,
-            expiry_check: std::sync::Arc::new(move |session| {
+            expiry_check: std::sync::Arc::new(move |user, session| {
                 let state = expiry_state.clone();
-                Box::pin(async move { revocation::end_if_over(&state, session).await })
+                Box::pin(async move { revocation::end_if_over(&state, user, session).await })
             }),
         });
         let socket_slots = web::Data::new(SocketSlots::new(
@@ -156,7 +159,12 @@ impl Application {
         .disable_signals()
         .run();
         tracing::info!(port, "listening");
-        Ok(Self { port, server, state })
+        Ok(Self {
+            port,
+            server,
+            state,
+            manager,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -175,7 +183,7 @@ impl Application {
     pub fn shutdown(&self) -> Shutdown {
         Shutdown {
             server: self.server.handle(),
-            manager: self.state.bus.manager().clone(),
+            manager: self.manager.clone(),
         }
     }
 

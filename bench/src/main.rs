@@ -14,9 +14,9 @@ use std::{
 };
 
 use authd::{
-    database,
     passwords::{self, PasswordHasher},
     secret::Secret,
+    store,
     tokens::{AccessTokens, hash_token, new_opaque_token},
 };
 use clap::Parser;
@@ -205,8 +205,8 @@ impl Fixtures {
                 "sqlite".to_owned(),
             ),
         };
-        let database = database::connect(&url).await.unwrap();
-        database::migrate(&database).await.unwrap();
+        let database = store::connect(&url).await.unwrap();
+        store::migrate(&database).await.unwrap();
         let hasher = PasswordHasher::new(1).unwrap();
         let password = authd::domain::Password::parse_new(PASSWORD, &[]).unwrap();
         let password_hash = hasher.hash(&password).await.unwrap();

@@ -9,6 +9,7 @@ mod m20261127_000004_link_refresh_chain;
 mod m20261127_000005_log_revocations_in_sqlite;
 mod m20261127_000006_count_decoy_code_attempts;
 mod m20261202_000007_bind_passwords_to_registrations;
+mod m20261202_000008_log_revocations_in_postgres;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_log_revocations_in_sqlite::Migration),
             Box::new(m20261127_000006_count_decoy_code_attempts::Migration),
             Box::new(m20261202_000007_bind_passwords_to_registrations::Migration),
+            Box::new(m20261202_000008_log_revocations_in_postgres::Migration),
         ]
     }
 }

@@ -40,13 +40,13 @@ pub struct DeleteMeRequest {
 }
 
 #[utoipa::path(get, path = "/api/users/me", tag = "user",
-    responses((status = 200, body = UserView), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = UserView), (status = 401, body = crate::http::problems::Problem)), security(("bearer" = [])))]
 pub async fn me(state: web::Data<AppState>, caller: AuthUser) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(users::view(&state, caller.user).await?))
 }
 
 #[utoipa::path(patch, path = "/api/users/me", tag = "user", request_body = UpdateMeRequest,
-    responses((status = 200, body = UserView), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = UserView), (status = 422, body = crate::http::problems::Problem)), security(("bearer" = [])))]
 pub async fn update_me(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -62,9 +62,9 @@ pub async fn update_me(
 
 /// Change the password; every other session ends (`password_changed`).
 #[utoipa::path(post, path = "/api/users/me/password", tag = "user", request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 403, description = "invalid_password", body = crate::error::Problem),
-        (status = 429, description = "account_locked: too many wrong passwords for this account (with Retry-After)", body = crate::error::Problem),
-        (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 403, description = "invalid_password", body = crate::http::problems::Problem),
+        (status = 429, description = "account_locked: too many wrong passwords for this account (with Retry-After)", body = crate::http::problems::Problem),
+        (status = 422, body = crate::http::problems::Problem)), security(("bearer" = [])))]
 pub async fn change_password(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -92,8 +92,8 @@ pub async fn change_password(
 
 /// Delete the account and its data; every session ends (`revoked`).
 #[utoipa::path(delete, path = "/api/users/me", tag = "user", request_body = DeleteMeRequest,
-    responses((status = 204), (status = 403, description = "invalid_password", body = crate::error::Problem),
-        (status = 429, description = "account_locked: too many wrong passwords for this account (with Retry-After)", body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 403, description = "invalid_password", body = crate::http::problems::Problem),
+        (status = 429, description = "account_locked: too many wrong passwords for this account (with Retry-After)", body = crate::http::problems::Problem)), security(("bearer" = [])))]
 pub async fn delete_me(
     state: web::Data<AppState>,
     caller: AuthUser,
@@ -111,8 +111,8 @@ pub struct EmailSecondFactorRequest {
 
 /// Turn the email second factor on or off.
 #[utoipa::path(put, path = "/api/users/me/mfa/email-otp", tag = "user", request_body = EmailSecondFactorRequest,
-    responses((status = 200, body = UserView), (status = 403, description = "invalid_password", body = crate::error::Problem),
-        (status = 429, description = "account_locked: too many wrong passwords for this account (with Retry-After)", body = crate::error::Problem)),
+    responses((status = 200, body = UserView), (status = 403, description = "invalid_password", body = crate::http::problems::Problem),
+        (status = 429, description = "account_locked: too many wrong passwords for this account (with Retry-After)", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
 pub async fn set_email_second_factor(
     state: web::Data<AppState>,

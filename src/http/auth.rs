@@ -118,7 +118,7 @@ pub fn parse_code(code: &str) -> AppResult<&str> {
 
 /// Register an account; a code to verify the address is mailed.
 #[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = RegisterRequest,
-    responses((status = 202, body = RegisterResponse), (status = 422, body = crate::error::Problem)))]
+    responses((status = 202, body = RegisterResponse), (status = 422, body = crate::http::problems::Problem)))]
 pub async fn register(
     state: web::Data<AppState>,
     _: IpBudget,
@@ -163,7 +163,7 @@ pub async fn register(
 
 /// Confirm the address with its code and sign this device in.
 #[utoipa::path(post, path = "/api/auth/verify-email", tag = "accounts", request_body = VerifyEmailRequest,
-    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::http::problems::Problem)))]
 pub async fn verify_email(
     state: web::Data<AppState>,
     _: IpBudget,
@@ -194,8 +194,8 @@ pub async fn verify_email(
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, description = "a TokenResponse, or a ChallengeResponse when a second factor is on", body = super::token_response::TokenResponse),
-        (status = 401, body = crate::error::Problem),
-        (status = 429, description = "rate_limited or account_locked", body = crate::error::Problem)))]
+        (status = 401, body = crate::http::problems::Problem),
+        (status = 429, description = "rate_limited or account_locked", body = crate::http::problems::Problem)))]
 pub async fn login(
     state: web::Data<AppState>,
     _: IpBudget,
@@ -227,8 +227,8 @@ pub struct ChallengeResponse {
 
 /// Rotate a refresh token (from the body, or the cookie when the body is absent, empty or `{}`).
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body(content = RefreshRequest, description = "optional with the cookie"),
-    responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::error::Problem),
-        (status = 403, description = "origin_not_allowed: the cookie without an allowed Origin", body = crate::error::Problem)))]
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 401, body = crate::http::problems::Problem),
+        (status = 403, description = "origin_not_allowed: the cookie without an allowed Origin", body = crate::http::problems::Problem)))]
 pub async fn refresh(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -244,8 +244,8 @@ pub async fn refresh(
 
 /// End the current session (by Bearer token, or by the refresh cookie).
 #[utoipa::path(post, path = "/api/auth/logout", tag = "accounts",
-    responses((status = 204), (status = 401, body = crate::error::Problem),
-        (status = 403, description = "origin_not_allowed: the cookie without an allowed Origin", body = crate::error::Problem)),
+    responses((status = 204), (status = 401, body = crate::http::problems::Problem),
+        (status = 403, description = "origin_not_allowed: the cookie without an allowed Origin", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
 pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> AppResult<HttpResponse> {
     if let Some(token) = bearer_token(&request) {
@@ -263,7 +263,7 @@ pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> AppResu
 
 /// End every session of the user, or all but the current one.
 #[utoipa::path(post, path = "/api/auth/logout-all", tag = "accounts", request_body(content = LogoutAllRequest, description = "optional"),
-    responses((status = 204), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 401, body = crate::http::problems::Problem)), security(("bearer" = [])))]
 pub async fn logout_all(
     state: web::Data<AppState>,
     caller: AuthUser,

@@ -64,7 +64,7 @@ fn parse_email(raw: &str) -> AppResult<EmailAddress> {
 
 /// Mail a code if the address is eligible: always 202, mail or not.
 #[utoipa::path(post, path = "/api/auth/otp/request", tag = "codes", request_body = CodeRequest,
-    responses((status = 202, body = StatusResponse), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+    responses((status = 202, body = StatusResponse), (status = 422, body = crate::http::problems::Problem), (status = 429, body = crate::http::problems::Problem)))]
 pub async fn request_code(
     state: web::Data<AppState>,
     _: IpBudget,
@@ -92,8 +92,8 @@ pub async fn request_code(
 
 /// Passwordless sign-in with a `login` code.
 #[utoipa::path(post, path = "/api/auth/otp/login", tag = "codes", request_body = CodeLoginRequest,
-    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::error::Problem),
-        (status = 429, body = crate::error::Problem)))]
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::http::problems::Problem),
+        (status = 429, body = crate::http::problems::Problem)))]
 pub async fn login_with_code(
     state: web::Data<AppState>,
     _: IpBudget,
@@ -108,8 +108,8 @@ pub async fn login_with_code(
 
 /// Set a new password with a `password_reset` code; every session ends (`password_reset`).
 #[utoipa::path(post, path = "/api/auth/password/reset", tag = "codes", request_body = ResetRequest,
-    responses((status = 204), (status = 400, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
-        (status = 429, body = crate::error::Problem)))]
+    responses((status = 204), (status = 400, body = crate::http::problems::Problem), (status = 422, body = crate::http::problems::Problem),
+        (status = 429, body = crate::http::problems::Problem)))]
 pub async fn reset_password(
     state: web::Data<AppState>,
     _: IpBudget,
@@ -133,8 +133,8 @@ pub async fn reset_password(
 
 /// Finish a sign-in that asked for a second factor.
 #[utoipa::path(post, path = "/api/auth/login/verify", tag = "codes", request_body = ChallengeAnswer,
-    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::error::Problem),
-        (status = 429, body = crate::error::Problem)))]
+    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::http::problems::Problem),
+        (status = 429, body = crate::http::problems::Problem)))]
 pub async fn finish_login(
     state: web::Data<AppState>,
     _: IpBudget,

@@ -21,10 +21,11 @@ pub async fn live() -> HttpResponse {
 
 /// 200 when the database answers, else 503.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses((status = 200, body = HealthStatus), (status = 503, body = crate::error::Problem)))]
+    responses((status = 200, body = HealthStatus), (status = 503, body = crate::http::problems::Problem)))]
 pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     state
-        .database
+        .store
+        .connection()
         .ping()
         .await
         .map_err(|_| AppError::ServiceUnavailable("database".to_owned()))?;

@@ -13,7 +13,7 @@ use utoipa::{
     },
 };
 
-use crate::error::PROBLEM_JSON;
+use super::problems::PROBLEM_JSON;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,7 +42,7 @@ use crate::error::PROBLEM_JSON;
         super::health::ready,
         super::health::metrics,
     ),
-    components(schemas(super::auth::ChallengeResponse, crate::error::Problem, crate::error::FieldError, crate::domain::RevocationReason)),
+    components(schemas(super::auth::ChallengeResponse, crate::http::problems::Problem, crate::error::FieldError, crate::domain::RevocationReason)),
     modifiers(&BearerScheme, &ProblemAnswers),
 )]
 pub struct ApiDoc;

@@ -43,8 +43,8 @@ pub struct UpgradeQuery {
 
 /// A single-use ticket for opening the WebSocket from a browser (30 s, bound to this session).
 #[utoipa::path(post, path = "/api/auth/ws-ticket", tag = "realtime",
-    responses((status = 200, body = TicketResponse), (status = 401, body = crate::error::Problem),
-        (status = 429, description = "rate_limited: past the user's budget of tickets and upgrades", body = crate::error::Problem)),
+    responses((status = 200, body = TicketResponse), (status = 401, body = crate::http::problems::Problem),
+        (status = 429, description = "rate_limited: past the user's budget of tickets and upgrades", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
 pub async fn ticket(
     state: web::Data<AppState>,
@@ -64,9 +64,9 @@ pub async fn ticket(
 /// Upgrades to the WebSocket that carries `hello`, `session_revoked`, `session_created` and `session_ended`.
 #[utoipa::path(get, path = "/api/ws", tag = "realtime", params(UpgradeQuery),
     responses((status = 101, description = "switching to the WebSocket protocol"),
-        (status = 400, description = "malformed_request: not a WebSocket upgrade", body = crate::error::Problem),
-        (status = 401, body = crate::error::Problem), (status = 403, description = "origin_not_allowed", body = crate::error::Problem),
-        (status = 429, description = "rate_limited: past the user's budget, or the session or user already holds as many sockets as allowed", body = crate::error::Problem)),
+        (status = 400, description = "malformed_request: not a WebSocket upgrade", body = crate::http::problems::Problem),
+        (status = 401, body = crate::http::problems::Problem), (status = 403, description = "origin_not_allowed", body = crate::http::problems::Problem),
+        (status = 429, description = "rate_limited: past the user's budget, or the session or user already holds as many sockets as allowed", body = crate::http::problems::Problem)),
     security((), ("bearer" = [])))]
 pub async fn upgrade(
     state: web::Data<AppState>,

@@ -17,7 +17,7 @@ pub struct SessionList {
 
 /// The caller's live sessions, newest first.
 #[utoipa::path(get, path = "/api/auth/sessions", tag = "sessions",
-    responses((status = 200, body = SessionList), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = SessionList), (status = 401, body = crate::http::problems::Problem)), security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, caller: AuthUser) -> AppResult<HttpResponse> {
     let sessions = sessions::list(&state, caller.user, caller.session).await?;
     Ok(HttpResponse::Ok().json(SessionList { sessions }))
@@ -25,7 +25,7 @@ pub async fn list(state: web::Data<AppState>, caller: AuthUser) -> AppResult<Htt
 
 /// End one of the caller's sessions (the current one included).
 #[utoipa::path(delete, path = "/api/auth/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
-    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
+    responses((status = 204), (status = 401, body = crate::http::problems::Problem), (status = 404, body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
 pub async fn revoke(state: web::Data<AppState>, caller: AuthUser, path: web::Path<String>) -> AppResult<HttpResponse> {
     let target = Uuid::parse_str(&path.into_inner()).map_err(|_| AppError::NotFound)?;

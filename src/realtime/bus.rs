@@ -42,13 +42,13 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use uuid::Uuid;
 
 use super::{
-    events::{SessionCreated, SessionsRevoked},
+    events::{Publisher, SessionCreated, SessionEvent, SessionsRevoked},
     session_lists::SessionLists,
     session_manager::SessionManager,
 };
 
 /// The PostgreSQL channel the nodes share.
-pub const CHANNEL: &str = "authd_events";
+const CHANNEL: &str = "authd_events";
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; revocations are split below this.
 const SESSIONS_PER_NOTIFICATION: usize = 150;
 /// The wait before listening again after an attempt that failed at once (the database is down, say); a
@@ -60,14 +60,6 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// dead (a half-open TCP connection never reports an error) and replaced.
 const SILENCE_LIMIT: Duration = Duration::from_secs(6);
 
-/// What one node tells the others.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum BusMessage {
-    Revoked(SessionsRevoked),
-    Created(SessionCreated),
-}
-
 /// The format of the messages this version writes. A reader takes any version: fields it does not know are
 /// ignored and an unknown revocation reason reads as `revoked`, so nodes of two versions can run side by side.
 const FORMAT_VERSION: u32 = 1;
@@ -78,110 +70,63 @@ struct Envelope {
     #[serde(default = "first_format")]
     version: u32,
     origin: Uuid,
-    message: BusMessage,
+    message: SessionEvent,
 }
 
 fn first_format() -> u32 {
     1
 }
 
+/// The `Publisher` of a node: its manager in process, the other nodes through PostgreSQL.
 #[derive(Clone)]
 pub struct EventBus {
     manager: Addr<SessionManager>,
     node: Uuid,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Every change that travels the bus drops the user's copy of the session list.
     lists: std::sync::Arc<SessionLists>,
 }
 
 impl EventBus {
-    pub fn new(manager: Addr<SessionManager>, node: Uuid, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+    pub fn new(
+        manager: Addr<SessionManager>,
+        node: Uuid,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        lists: std::sync::Arc<SessionLists>,
+    ) -> Self {
         Self {
             manager,
             node,
             metrics,
-            lists: Default::default(),
+            lists,
         }
     }
 
-    /// The node's copies of session lists; every change that travels the bus drops the user's copy.
-    pub fn session_lists(&self) -> &SessionLists {
-        &self.lists
-    }
-
-    /// This node's id; it names the node's presence rows and its listening connection.
-    pub fn node(&self) -> Uuid {
-        self.node
-    }
-
-    pub fn manager(&self) -> &Addr<SessionManager> {
-        &self.manager
-    }
-
-    /// Delivers a revocation to this node's manager and returns once its revoked set holds the sessions,
-    /// so the revoking request answers only after its node refuses their tokens.
-    pub async fn sessions_revoked(&self, event: SessionsRevoked) {
-        if event.sessions.is_empty() {
-            return;
-        }
-        self.lists.rows.invalidate(&event.user);
-        self.metrics
-            .revocations
-            .with_label_values(&[event.reason.as_str()])
-            .inc_by(event.sessions.len() as u64);
-        if let Err(error) = self.manager.send(event).await {
-            tracing::error!(%error, "the session manager did not take a revocation");
-        }
-    }
-
-    pub fn session_created(&self, event: SessionCreated) {
-        self.lists.rows.invalidate(&event.user);
-        self.manager.do_send(event);
-    }
-
-    /// Queues the message for the other nodes inside the transaction that records the change: PostgreSQL
-    /// delivers it on commit and never for a rolled-back change. A no-op on SQLite (one node).
-    pub async fn notify_in_transaction(
-        &self,
-        transaction: &DatabaseTransaction,
-        message: BusMessage,
-    ) -> Result<(), DbErr> {
-        if transaction.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        let messages = match message {
-            BusMessage::Revoked(event) if event.sessions.len() > SESSIONS_PER_NOTIFICATION => event
+    /// Splits a revocation of many sessions into notifications PostgreSQL accepts.
+    fn notifications(event: SessionEvent) -> Vec<SessionEvent> {
+        match event {
+            SessionEvent::Revoked(event) if event.sessions.len() > SESSIONS_PER_NOTIFICATION => event
                 .sessions
                 .chunks(SESSIONS_PER_NOTIFICATION)
                 .map(|sessions| {
-                    BusMessage::Revoked(SessionsRevoked {
+                    SessionEvent::Revoked(SessionsRevoked {
                         sessions: sessions.to_vec(),
                         ..event.clone()
                     })
                 })
                 .collect(),
             other => vec![other],
-        };
-        for message in messages {
-            let payload = self.payload(&message)?;
-            transaction
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_notify($1, $2)",
-                    [CHANNEL.into(), payload.into()],
-                ))
-                .await?;
         }
-        Ok(())
     }
 
-    /// The text other nodes receive for `message` (one notification; callers split long revocations).
-    pub fn payload(&self, message: &BusMessage) -> Result<String, DbErr> {
+    /// The text other nodes receive for `event` (one notification).
+    fn payload(&self, event: SessionEvent) -> Result<String, DbErr> {
         serde_json::to_string(&Envelope {
             version: FORMAT_VERSION,
             origin: self.node,
-            message: message.clone(),
+            message: event,
         })
-        .map_err(|error| DbErr::Custom(error.to_string()))
+        .map_err(|error| DbErr::Custom(format!("cannot write an event bus message: {error}")))
     }
 
     /// On PostgreSQL, listens for the other nodes' messages for as long as the process lives.
@@ -221,6 +166,59 @@ impl EventBus {
             }
         });
         spawn_heartbeat(database.clone(), node);
+    }
+}
+
+impl Publisher for EventBus {
+    /// A no-op on SQLite (one node).
+    fn notify_in_transaction<'a>(
+        &'a self,
+        transaction: &'a DatabaseTransaction,
+        event: SessionEvent,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), DbErr>> {
+        Box::pin(async move {
+            if transaction.get_database_backend() != DbBackend::Postgres {
+                return Ok(());
+            }
+            for event in Self::notifications(event) {
+                let payload = self.payload(event)?;
+                transaction
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT pg_notify($1, $2)",
+                        [CHANNEL.into(), payload.into()],
+                    ))
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sessions_revoked(&self, event: SessionsRevoked) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if event.sessions.is_empty() {
+                return;
+            }
+            self.lists.rows.invalidate(&event.user);
+            self.metrics
+                .revocations
+                .with_label_values(&[event.reason.as_str()])
+                .inc_by(event.sessions.len() as u64);
+            if let Err(error) = self.manager.send(event).await {
+                tracing::error!(%error, "the session manager did not take a revocation");
+            }
+        })
+    }
+
+    fn session_created(&self, event: SessionCreated) {
+        self.lists.rows.invalidate(&event.user);
+        self.manager.do_send(event);
+    }
+
+    /// As if it came from the other node: counted there, not here.
+    fn missed_revocation(&self, event: SessionsRevoked) {
+        self.lists.rows.invalidate(&event.user);
+        self.manager.do_send(event);
     }
 }
 
@@ -305,14 +303,14 @@ where
         match serde_json::from_str::<Envelope>(notification.payload()) {
             Ok(envelope) if envelope.origin == node => {}
             Ok(Envelope {
-                message: BusMessage::Revoked(event),
+                message: SessionEvent::Revoked(event),
                 ..
             }) => {
                 lists.rows.invalidate(&event.user);
                 manager.do_send(event);
             }
             Ok(Envelope {
-                message: BusMessage::Created(event),
+                message: SessionEvent::Created(event),
                 ..
             }) => {
                 lists.rows.invalidate(&event.user);
@@ -338,7 +336,7 @@ mod tests {
             Uuid::now_v7()
         );
         let envelope: Envelope = serde_json::from_str(&newer).unwrap();
-        let BusMessage::Revoked(event) = envelope.message else {
+        let SessionEvent::Revoked(event) = envelope.message else {
             panic!("a revocation");
         };
         assert_eq!(event.sessions, vec![session]);

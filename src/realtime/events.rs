@@ -1,6 +1,10 @@
-//! What travels: the events between services, managers and nodes, and the JSON frames sent to devices.
+//! What travels: the events between services, managers and nodes, the `Publisher` services announce them
+//! through, and the JSON frames sent to devices. This module imports nothing of authd's but the domain words,
+//! so services, the manager and the bus can all depend on it.
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use sea_orm::{DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -40,15 +44,42 @@ pub struct SessionCreated {
     pub session: SessionSnapshot,
 }
 
+/// A change of a user's sessions, as one node tells the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionEvent {
+    Revoked(SessionsRevoked),
+    Created(SessionCreated),
+}
+
+/// How services announce what they recorded. A change is announced twice: to the other nodes inside the
+/// transaction that records it (so it travels only if it commits), and to this node after the commit. Services
+/// reach these through `revocation::Change` and sign-in; the implementation is `realtime::bus::EventBus`.
+pub trait Publisher: Send + Sync {
+    /// Queues `event` for the other nodes inside `transaction`: delivered on commit, never for a rollback.
+    fn notify_in_transaction<'a>(
+        &'a self,
+        transaction: &'a DatabaseTransaction,
+        event: SessionEvent,
+    ) -> BoxFuture<'a, Result<(), DbErr>>;
+
+    /// Hands sessions this node ended to its manager; resolves once this node refuses their tokens.
+    fn sessions_revoked(&self, event: SessionsRevoked) -> BoxFuture<'_, ()>;
+
+    /// Tells this node's devices of a sign-in, without waiting.
+    fn session_created(&self, event: SessionCreated);
+
+    /// Hands this node an end it should have heard of from another node and did not (its bus was down longer
+    /// than its catch-up reaches back), found in the database: treated as if it had just arrived.
+    fn missed_revocation(&self, event: SessionsRevoked);
+}
+
 /// What a session's expiry check found (`revocation::end_if_over`, run by a socket at its session's limit).
 pub enum Expiry {
     /// The session lives; it could end at this moment next.
     Later(DateTime<Utc>),
-    /// The session is over: ended now for its age, or earlier (gone with its account counts as `revoked`).
-    Over {
-        reason: RevocationReason,
-        at: DateTime<Utc>,
-    },
+    /// The session is over, and the manager has been told (ended now for its age, or found ended earlier).
+    Over,
 }
 
 /// One text frame to a device.

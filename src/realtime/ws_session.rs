@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    events::{Expiry, ServerMessage, SessionsRevoked},
+    events::{Expiry, ServerMessage},
     frame_limit::{FrameLimit, InputFaults},
     session_manager::{Admission, Connect, Disconnect, Push, SessionManager},
     socket_slots::SocketSlot,
@@ -31,10 +31,11 @@ pub const SESSION_ENDED_CLOSE_CODE: u16 = 4001;
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
 
-/// Ends a session that is past its limit and answers what it found; the service behind it is the revocation
-/// road, which the socket reaches only through this handle.
-pub type ExpiryCheck =
-    std::sync::Arc<dyn Fn(Uuid) -> futures_util::future::BoxFuture<'static, Result<Expiry, AppError>> + Send + Sync>;
+/// Given a user and one of their sessions, ends the session if it is past its limit and answers what it found;
+/// the service behind it is the revocation road, which the socket reaches only through this handle.
+pub type ExpiryCheck = std::sync::Arc<
+    dyn Fn(Uuid, Uuid) -> futures_util::future::BoxFuture<'static, Result<Expiry, AppError>> + Send + Sync,
+>;
 
 /// What every socket of this node needs of the rest of it, built once at start.
 #[derive(Clone)]
@@ -129,21 +130,14 @@ impl WsSession {
     fn watch_expiry(&self, context: &mut WebsocketContext<Self>) {
         let remaining = (self.ends_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         context.run_later(remaining, |actor, context| {
-            let check = (actor.context.expiry_check)(actor.session);
+            let check = (actor.context.expiry_check)(actor.user, actor.session);
             context.spawn(check.into_actor(actor).map(|outcome, actor, context| match outcome {
                 Ok(Expiry::Later(next)) => {
                     actor.ends_at = next;
                     actor.watch_expiry(context);
                 }
-                // Ended now, the manager has it already. Ended earlier while this socket is still open, the
-                // node missed it (its bus was down longer than the catch-up reaches): the manager marks it
-                // and tells this socket and the user's others, as if it had just heard.
-                Ok(Expiry::Over { reason, at }) => actor.manager().do_send(SessionsRevoked {
-                    user: actor.user,
-                    sessions: vec![actor.session],
-                    reason,
-                    revoked_at: at,
-                }),
+                // The manager has the end, and closes this socket with the others of the session.
+                Ok(Expiry::Over) => {}
                 Err(error) => tracing::error!(%error, "cannot end an expired session"),
             }));
         });

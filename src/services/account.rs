@@ -132,7 +132,7 @@ pub async fn set_email_second_factor(
     let mut active = account.into_active_model();
     active.mfa_email_otp = Set(enabled);
     active.updated_at = Set(now());
-    let updated = active.update(&state.database).await?;
+    let updated = active.update(state.store.connection()).await?;
     state.user_cache.invalidate(&user);
     Ok(users::UserView::from(&updated))
 }

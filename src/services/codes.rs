@@ -14,10 +14,7 @@
 //!   because they need the password.
 
 use entity::{otp as otp_entity, user};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::{
@@ -62,7 +59,7 @@ pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose
     } else {
         None
     };
-    let transaction = state.database.begin().await?;
+    let transaction = state.store.begin_write().await?;
     let code = otp::issue(state, &transaction, user.id, purpose, None).await?;
     let minutes = state.settings.otp_ttl.as_secs() / 60;
     let mail = match purpose {
@@ -163,14 +160,14 @@ pub async fn start_challenge(state: &AppState, user: &user::Model) -> AppResult<
         .filter(entity::mail_outbox::Column::Recipient.eq(user.email.clone()))
         .filter(entity::mail_outbox::Column::Kind.eq(Mail::CHALLENGE_CODE_KIND))
         .filter(entity::mail_outbox::Column::CreatedAt.gt(at - window));
-    if recent_mails.clone().count(&state.database).await? >= CHALLENGE_MAILS_PER_HOUR {
+    if recent_mails.clone().count(state.store.connection()).await? >= CHALLENGE_MAILS_PER_HOUR {
         let live = otp_entity::Entity::find()
             .filter(otp_entity::Column::UserId.eq(user.id))
             .filter(otp_entity::Column::Purpose.eq(OtpPurpose::LoginChallenge.as_str()))
             .filter(otp_entity::Column::ConsumedAt.is_null())
             .filter(otp_entity::Column::ExpiresAt.gt(at))
             .order_by_desc(otp_entity::Column::CreatedAt)
-            .one(&state.database)
+            .one(state.store.connection())
             .await?;
         if let Some(live) = live
             && let Some(id) = live.challenge_id
@@ -183,7 +180,7 @@ pub async fn start_challenge(state: &AppState, user: &user::Model) -> AppResult<
         }
         let oldest = recent_mails
             .order_by_asc(entity::mail_outbox::Column::CreatedAt)
-            .one(&state.database)
+            .one(state.store.connection())
             .await?
             .map_or(at, |mail| mail.created_at);
         return Err(AppError::RateLimited {
@@ -191,7 +188,7 @@ pub async fn start_challenge(state: &AppState, user: &user::Model) -> AppResult<
         });
     }
     let id = Uuid::now_v7();
-    let transaction = state.database.begin().await?;
+    let transaction = state.store.begin_write().await?;
     let code = otp::issue(state, &transaction, user.id, OtpPurpose::LoginChallenge, Some(id)).await?;
     let minutes = state.settings.otp_ttl.as_secs() / 60;
     state
@@ -217,12 +214,12 @@ pub async fn finish_challenge(
     let stored = otp_entity::Entity::find()
         .filter(otp_entity::Column::ChallengeId.eq(challenge))
         .filter(otp_entity::Column::Purpose.eq(OtpPurpose::LoginChallenge.as_str()))
-        .one(&state.database)
+        .one(state.store.connection())
         .await?
         .filter(|row| row.consumed_at.is_none() && row.expires_at > now())
         .ok_or(AppError::ChallengeInvalid)?;
     let user = user::Entity::find_by_id(stored.user_id)
-        .one(&state.database)
+        .one(state.store.connection())
         .await?
         .ok_or(AppError::ChallengeInvalid)?;
     otp::check(

@@ -60,7 +60,8 @@ async fn standing_and_account(
             Expr::col((user::Entity, user::Column::Email)).eq(email.map_or("", EmailAddress::as_str)),
         );
     let row = state
-        .database
+        .store
+        .connection()
         .query_one(&query)
         .await?
         .ok_or_else(|| AppError::Internal("the sign-in read returned no row".to_owned()))?;
@@ -104,7 +105,7 @@ pub async fn login(state: &AppState, email: &str, password: &str, client: &Clien
     let label = match &outcome {
         Ok(LoginOutcome::SignedIn(_)) => "success",
         Ok(LoginOutcome::SecondFactor(_)) => "second_factor",
-        Err(error) => error.code(),
+        Err(error) => error.code().as_str(),
     };
     state.metrics.logins.with_label_values(&[label]).inc();
     outcome
@@ -170,5 +171,5 @@ async fn rehash(state: &AppState, user: user::Model, password: &Password) -> App
     let mut active = user.into_active_model();
     active.password_hash = Set(password_hash);
     active.updated_at = Set(now());
-    Ok(active.update(&state.database).await?)
+    Ok(active.update(state.store.connection()).await?)
 }

@@ -149,7 +149,11 @@ pub async fn consume(
     if let Some(challenge) = challenge {
         query = query.filter(otp::Column::ChallengeId.eq(challenge));
     }
-    let Some(stored) = query.order_by_desc(otp::Column::CreatedAt).one(&state.database).await? else {
+    let Some(stored) = query
+        .order_by_desc(otp::Column::CreatedAt)
+        .one(state.store.connection())
+        .await?
+    else {
         return Ok(None);
     };
     check_usable(state, &stored, at)?;
@@ -161,14 +165,14 @@ pub async fn consume(
         .filter(otp::Column::ConsumedAt.is_null())
         .filter(otp::Column::Attempts.lt(maximum))
         .filter(throttle::unlocked(key))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     if reserved.rows_affected == 0 {
         // A parallel attempt may have locked the address since this one's first check.
-        throttle::refuse_if_locked(&state.database, key).await?;
+        throttle::refuse_if_locked(state.store.connection(), key).await?;
         // Another request used the last try or the code itself in the meantime.
         let current = otp::Entity::find_by_id(stored.id)
-            .one(&state.database)
+            .one(state.store.connection())
             .await?
             .ok_or(AppError::OtpInvalid)?;
         check_usable(state, &current, at)?;
@@ -184,10 +188,10 @@ pub async fn consume(
         .filter(otp::Column::Id.eq(stored.id))
         .filter(otp::Column::ConsumedAt.is_null())
         .filter(throttle::unlocked(key))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     if consumed.rows_affected == 0 {
-        throttle::refuse_if_locked(&state.database, key).await?;
+        throttle::refuse_if_locked(state.store.connection(), key).await?;
         return Err(AppError::OtpInvalid);
     }
     Ok(Some(stored))

@@ -25,7 +25,7 @@
 //!    answers the new pair. A request that inserted nothing reads the creation time of the row naming the
 //!    presented token as parent, in a live session (none: the session ended meanwhile, `refresh_token_invalid`)
 //!    and goes on to step 5. On SQLite the statement, like sign-in's transaction, waits for the process's write
-//!    turn (`AppState::sqlite_write_lock`), so parallel writers queue in process instead of sleeping in SQLite's
+//!    turn (`Store::write_lock`), so parallel writers queue in process instead of sleeping in SQLite's
 //!    busy handler; the turn is taken before any pooled connection, never while holding one. Without a
 //!    transaction a rotation is two round trips to the database: the read and the insert. Nodes of this version
 //!    and of versions that rotated with `rotated_at` must not serve one database at once: those would not see a
@@ -77,7 +77,7 @@ async fn read_link(state: &AppState, presented_hash: &str, successor_hash: Optio
     let rows = refresh_token::Entity::find()
         .find_also_related(session::Entity)
         .filter(refresh_token::Column::TokenHash.is_in(hashes))
-        .all(&state.database)
+        .all(state.store.connection())
         .await?;
     let mut presented = None;
     let mut successor = None;
@@ -111,7 +111,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let outcome = rotate(state, token).await;
     let label = match &outcome {
         Ok(_) => "success",
-        Err(error) => error.code(),
+        Err(error) => error.code().as_str(),
     };
     state.metrics.refreshes.with_label_values(&[label]).inc();
     if matches!(outcome, Err(AppError::RefreshTokenReused)) {
@@ -143,13 +143,13 @@ async fn rotate(state: &AppState, token: &str) -> AppResult<SignedIn> {
     let rotated_at = match link.successor.map(|row| row.created_at).or(link.presented.rotated_at) {
         Some(rotated_at) => rotated_at,
         None => {
-            let turn = state.sqlite_write_lock().await;
-            if swap(state, &link.presented, &successor_hash, at).await? {
-                let owner = touch(state, owner, at).await?;
-                drop(turn);
+            let writer = state.store.write_lock().await;
+            if swap(writer.connection(), &link.presented, &successor_hash, at).await? {
+                let owner = touch(state, writer.connection(), owner, at).await?;
+                drop(writer);
                 return sessions::token_pair(state, user, &owner, successor, at);
             }
-            drop(turn);
+            drop(writer);
             // A parallel refresh with the same token won the swap (answer as it did), or the session ended.
             let child = stored_successor(state, &link.presented)
                 .await?
@@ -211,7 +211,7 @@ pub async fn logout(state: &AppState, token: &str) -> AppResult<()> {
 /// live. The unique parent (and the unique hash) let one insert win however many presentations race, on any
 /// node and whatever its clock or successor key; a lost race inserts nothing.
 async fn swap(
-    state: &AppState,
+    connection: &impl ConnectionTrait,
     presented: &refresh_token::Model,
     successor_hash: &str,
     at: DateTime<Utc>,
@@ -246,13 +246,18 @@ async fn swap(
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .returning_col(refresh_token::Column::Id)
         .to_owned();
-    Ok(state.database.query_one(&insert).await?.is_some())
+    Ok(connection.query_one(&insert).await?.is_some())
 }
 
 /// Records the session's last use when it has moved by more than the precision kept. The idle limit is long:
 /// a tenth of it (a minute at most) spares most refreshes this write. It is not in one transaction with the
 /// swap: at worst a crash between the two leaves the last use a little early.
-async fn touch(state: &AppState, owner: session::Model, at: DateTime<Utc>) -> AppResult<session::Model> {
+async fn touch(
+    state: &AppState,
+    connection: &impl ConnectionTrait,
+    owner: session::Model,
+    at: DateTime<Utc>,
+) -> AppResult<session::Model> {
     let precision = (seconds(state.settings.session_idle_ttl) / 10).min(chrono::Duration::minutes(1));
     if at - owner.last_used_at < precision {
         return Ok(owner);
@@ -261,9 +266,9 @@ async fn touch(state: &AppState, owner: session::Model, at: DateTime<Utc>) -> Ap
         .col_expr(session::Column::LastUsedAt, Expr::value(at))
         .filter(session::Column::Id.eq(owner.id))
         .filter(session::Column::LastUsedAt.lt(at))
-        .exec(&state.database)
+        .exec(connection)
         .await?;
-    state.bus.session_lists().rows.invalidate(&owner.user_id);
+    state.session_lists.rows.invalidate(&owner.user_id);
     Ok(session::Model {
         last_used_at: at,
         ..owner
@@ -280,6 +285,6 @@ async fn stored_successor(
         .inner_join(session::Entity)
         .filter(session::Column::RevokedAt.is_null())
         .filter(refresh_token::Column::ParentId.eq(presented.id))
-        .one(&state.database)
+        .one(state.store.connection())
         .await?)
 }

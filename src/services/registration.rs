@@ -12,10 +12,7 @@
 //! `invalid_credentials`), so login cannot tell a free address from a taken one either.
 
 use entity::{otp as otp_entity, registration, user};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-    sea_query::Expr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
 use uuid::Uuid;
 
 use super::{
@@ -74,7 +71,7 @@ pub async fn register(state: &AppState, handle: &str, registration: NewRegistrat
                 updated_at: Set(created_at),
             })
             .on_conflict_do_nothing_on([user::Column::Email])
-            .exec(&state.database)
+            .exec(state.store.connection())
             .await?;
             // A parallel registration of the same address may have won: either way the row is there now.
             find_by_email(state, &email)
@@ -84,7 +81,7 @@ pub async fn register(state: &AppState, handle: &str, registration: NewRegistrat
     };
     if user.email_verified_at.is_some() {
         if throttle::take_mail_slot(state, &ThrottleKey::code(OtpPurpose::VerifyEmail, email.as_str())).await? {
-            let transaction = state.database.begin().await?;
+            let transaction = state.store.begin_write().await?;
             state
                 .mailer
                 .queue(&transaction, email.as_str(), &Mail::AlreadyRegistered)
@@ -107,15 +104,15 @@ pub async fn register(state: &AppState, handle: &str, registration: NewRegistrat
     registration::Entity::delete_many()
         .filter(registration::Column::UserId.eq(user.id))
         .filter(registration::Column::CreatedAt.lt(at - seconds(REGISTRATION_LIFE)))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     registration::Entity::insert(registration::ActiveModel::from(stored.clone()))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     if !throttle::take_mail_slot(state, &ThrottleKey::code(OtpPurpose::VerifyEmail, email.as_str())).await? {
         return Ok(());
     }
-    let transaction = state.database.begin().await?;
+    let transaction = state.store.begin_write().await?;
     // The address may have been verified since it was read: then no code, and no password waiting.
     let still_unverified = user::Entity::find_by_id(user.id)
         .one(&transaction)
@@ -147,7 +144,7 @@ pub async fn latest_registration(state: &AppState, user: Uuid) -> AppResult<Opti
         .filter(registration::Column::UserId.eq(user))
         .filter(registration::Column::CreatedAt.gt(now() - seconds(REGISTRATION_LIFE)))
         .order_by_desc(registration::Column::CreatedAt)
-        .one(&state.database)
+        .one(state.store.connection())
         .await?)
 }
 
@@ -184,7 +181,7 @@ pub async fn verify_email(
             registration::Entity::find_by_id(hash_token(handle))
                 .filter(registration::Column::UserId.eq(user.id))
                 .filter(registration::Column::CreatedAt.gt(now() - seconds(REGISTRATION_LIFE)))
-                .one(&state.database)
+                .one(state.store.connection())
                 .await?
         }
         _ => None,
@@ -196,7 +193,7 @@ pub async fn verify_email(
         None => (state.passwords.placeholder_hash(), None),
     };
     let at = now();
-    let transaction = state.database.begin().await?;
+    let transaction = state.store.begin_write().await?;
     // Only while unverified: a reset or another code that verified the address meanwhile is not undone.
     let verified_now = user::Entity::update_many()
         .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(at)))
@@ -213,7 +210,7 @@ pub async fn verify_email(
     transaction.commit().await?;
     state.user_cache.invalidate(&user.id);
     let user = user::Entity::find_by_id(user.id)
-        .one(&state.database)
+        .one(state.store.connection())
         .await?
         .ok_or(AppError::OtpInvalid)?;
     let signed_in = sessions::sign_in(state, &user, client).await?;
@@ -241,7 +238,7 @@ pub async fn end_pending_registrations(connection: &impl ConnectionTrait, user: 
 pub async fn find_by_email(state: &AppState, email: &EmailAddress) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
-        .one(&state.database)
+        .one(state.store.connection())
         .await?)
 }
 

@@ -18,7 +18,7 @@ const IDLE_THROTTLE_KEPT_MS: i64 = 24 * 3_600_000;
 
 pub async fn prune(state: &AppState) -> AppResult<()> {
     let at = now();
-    let database = &state.database;
+    let database = state.store.connection();
     // A revocation matters while an access token of its session could still be shown.
     let token_window = seconds(revocation_window(state.settings.access_token_ttl));
     session_revocation::Entity::delete_many()

@@ -1,16 +1,22 @@
 //! The one road every session end takes: record it in the database (session row, revocation log, and on
 //! PostgreSQL a notification to the other nodes, all in one transaction), then hand it to this node's
-//! `SessionManager`, which refuses the session's tokens and tells its devices.
+//! `SessionManager` through the `Publisher`, which refuses the session's tokens and tells its devices.
 //!
-//! A change that ends sessions is a `Change`: it owns its transaction, so the only way to commit it is
-//! `Change::commit`, which also runs what must follow the commit (publishing each end to this node, waking the
-//! mail sender, dropping cached user views). A `Change` dropped without `commit` rolls back and ends nothing.
+//! A change that ends sessions is a `Change`: it owns its write transaction (`Store::begin_write`), so the only
+//! way to commit it is `Change::commit`, which also runs what must follow the commit (publishing each end to this
+//! node, waking the mail sender, dropping cached user views). A `Change` dropped without `commit` rolls back and
+//! ends nothing. Forgetting to publish does not compile, because there is nothing to forget:
+//!
+//! ```text
+//! let mut change = Change::begin(state).await?;           // #[must_use]; the transaction is private
+//! change.end_sessions(user, Scope::All, reason, now()).await?;
+//! change.commit().await?;                                  // commit, then publish: the only way out
+//! ```
 //!
 //! The module's functions: `end_sessions`; `end_sessions_telling`, which also queues a notice mail in the same
-//! transaction; `record`, the database half (session rows, log, notification), private to this module; `recent`
-//! (the log's recent window, read at start and at catch-up); `end_if_over`; `end_expired` (absolute and idle
-//! limits). On SQLite with no notice mail, `end_sessions` is instead one `UPDATE ... RETURNING` under the write
-//! turn (its log rows written by a trigger), published at once.
+//! transaction; `record`, the database half (session rows and notification; the log rows are the trigger's),
+//! private to this module; `recent` (the log's recent window, read at start and at catch-up); `end_if_over`;
+//! `end_expired` (absolute and idle limits).
 //!
 //! What happens on node A, where the request arrives (the other nodes: see `realtime::bus`):
 //!
@@ -20,13 +26,13 @@
 //!   UPDATE sessions SET revoked_at = now, revoked_reason = r
 //!    WHERE user_id = u AND revoked_at IS NULL [AND id = / <> s]
 //!    RETURNING id                         ── ids actually ended now
-//!   INSERT INTO session_revocations ...   ── one row per id (on SQLite the trigger
-//!                                            session_revocation_log writes these rows)
+//!     └ trigger session_revocation_log:
+//!       INSERT INTO session_revocations   ── one row per id, in the same statement
 //!   [other rows of the same change, before or after: password hash, user delete, mail_outbox row]
 //!   SELECT pg_notify('authd_events', {origin: A, Revoked{...}})
 //!                                         ── PostgreSQL only; split into 150 ids per payload
 //! COMMIT ──► NOTIFY delivered to every listener
-//! EventBus::sessions_revoked(event)
+//! Publisher::sessions_revoked(event)      ── EventBus
 //!   revocations_total += n
 //!   await manager.send(event)             ── waits for the handler
 //! SessionManager (A)
@@ -38,14 +44,15 @@
 //!
 //! What the road relies on:
 //!
-//! - Each of these transactions starts with a write (in `end_sessions`, the `UPDATE ... RETURNING` itself), so
-//!   SQLite takes its write lock at once instead of failing a read-then-write upgrade. `WHERE revoked_at IS NULL`
+//! - On SQLite the transaction waits for the process's write lock before it takes a connection, and starts
+//!   with a write (the `UPDATE ... RETURNING` itself), so SQLite takes its write lock at once instead of failing
+//!   a read-then-write upgrade. `WHERE revoked_at IS NULL`
 //!   makes two racing ends of one session produce one log row and one event: the loser's `RETURNING` is empty
 //!   and nothing is published.
 //! - `pg_notify` inside the transaction means PostgreSQL delivers the message only if the change commits, and
 //!   never for a rolled-back change. On SQLite `notify_in_transaction` does nothing: a SQLite deployment is one
 //!   node.
-//! - `EventBus::sessions_revoked` awaits `Addr::send`, which resolves after the manager's handler has run, so the
+//! - `Publisher::sessions_revoked` awaits `Addr::send`, which resolves after the manager's handler has run, so the
 //!   node that ended a session refuses its tokens before the HTTP answer leaves. Other nodes use `do_send`; the
 //!   cluster tests measure the refusal on the second node within 100 ms.
 //! - Each manager pushes only to the sockets open on its own node. Because the same handler serves local
@@ -87,8 +94,7 @@
 use chrono::{DateTime, Utc};
 use entity::{session, session_revocation};
 use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -98,10 +104,8 @@ use crate::{
     domain::RevocationReason,
     email::Mail,
     error::AppResult,
-    realtime::{
-        bus::{BusMessage, EventBus},
-        events::{Expiry, SessionsRevoked},
-    },
+    realtime::events::{Expiry, Publisher, SessionEvent, SessionsRevoked},
+    store::WriteTransaction,
 };
 
 /// Which sessions of a user end.
@@ -116,7 +120,7 @@ pub enum Scope {
 #[must_use = "a change takes effect only through `commit`: dropped, it rolls back and ends nothing"]
 pub struct Change<'a> {
     state: &'a AppState,
-    transaction: DatabaseTransaction,
+    transaction: WriteTransaction<'a>,
     ended: Vec<SessionsRevoked>,
     mail_queued: bool,
     changed_users: Vec<Uuid>,
@@ -126,7 +130,7 @@ impl<'a> Change<'a> {
     pub async fn begin(state: &'a AppState) -> AppResult<Self> {
         Ok(Self {
             state,
-            transaction: state.database.begin().await?,
+            transaction: state.store.begin_write().await?,
             ended: Vec::new(),
             mail_queued: false,
             changed_users: Vec::new(),
@@ -146,7 +150,7 @@ impl<'a> Change<'a> {
         reason: RevocationReason,
         at: DateTime<Utc>,
     ) -> AppResult<Vec<Uuid>> {
-        let event = record(&self.state.bus, &self.transaction, user, scope, reason, at).await?;
+        let event = record(&*self.state.publisher, &self.transaction, user, scope, reason, at).await?;
         let ended = event.sessions.clone();
         self.ended.push(event);
         Ok(ended)
@@ -184,7 +188,7 @@ impl<'a> Change<'a> {
             state.mailer.wake();
         }
         for event in ended {
-            state.bus.sessions_revoked(event).await;
+            state.publisher.sessions_revoked(event).await;
         }
         Ok(())
     }
@@ -208,16 +212,6 @@ pub async fn end_sessions_telling(
     reason: RevocationReason,
     notice: Option<(&str, &Mail)>,
 ) -> AppResult<Vec<Uuid>> {
-    if notice.is_none() && state.database.get_database_backend() == DbBackend::Sqlite {
-        // One statement, its log rows written by the trigger: it takes its turn like the other hot writes. With
-        // no transaction to commit there is nothing but the publishing to follow it.
-        let turn = state.sqlite_write_lock().await;
-        let event = end_rows(&state.database, user, scope, reason, now()).await?;
-        drop(turn);
-        let ended = event.sessions.clone();
-        state.bus.sessions_revoked(event).await;
-        return Ok(ended);
-    }
     let mut change = Change::begin(state).await?;
     let ended = change.end_sessions(user, scope, reason, now()).await?;
     if let Some((address, mail)) = notice
@@ -229,38 +223,44 @@ pub async fn end_sessions_telling(
     Ok(ended)
 }
 
-/// Ends a session that has reached its absolute or idle limit. When it has not, answers the moment it
-/// next could.
-pub async fn end_if_over(state: &AppState, id: Uuid) -> AppResult<Expiry> {
-    let Some(model) = session::Entity::find_by_id(id).one(&state.database).await? else {
-        return Ok(Expiry::Over {
-            reason: RevocationReason::Revoked,
-            at: now(),
-        });
+/// Ends a session of `user` that has reached its absolute or idle limit. When it has not, answers the moment it
+/// next could. A session found ended already (or gone with its account) is one this node should have heard of
+/// and did not (its bus was down longer than its catch-up reaches back): it is handed to the manager now, as if
+/// it had just arrived, so the devices still on it are told.
+pub async fn end_if_over(state: &AppState, user: Uuid, id: Uuid) -> AppResult<Expiry> {
+    let model = session::Entity::find_by_id(id).one(state.store.connection()).await?;
+    let ended = match &model {
+        None => Some((RevocationReason::Revoked, now())),
+        Some(model) => model.revoked_at.map(|at| {
+            let reason = model.revoked_reason.as_deref().and_then(RevocationReason::parse);
+            (reason.unwrap_or(RevocationReason::Revoked), at)
+        }),
     };
-    if let Some(at) = model.revoked_at {
-        let reason = model
-            .revoked_reason
-            .as_deref()
-            .and_then(RevocationReason::parse)
-            .unwrap_or(RevocationReason::Revoked);
-        return Ok(Expiry::Over { reason, at });
-    }
-    if super::sessions::is_expired(state, &model, now()) {
-        end_sessions(state, model.user_id, Scope::One(model.id), RevocationReason::Expired).await?;
-        return Ok(Expiry::Over {
-            reason: RevocationReason::Expired,
-            at: now(),
+    if let Some((reason, revoked_at)) = ended {
+        state.publisher.missed_revocation(SessionsRevoked {
+            user,
+            sessions: vec![id],
+            reason,
+            revoked_at,
         });
+        return Ok(Expiry::Over);
     }
-    Ok(Expiry::Later(super::sessions::ends_at(state, &model)))
+    match model {
+        Some(model) if !super::sessions::is_expired(state, &model, now()) => {
+            Ok(Expiry::Later(super::sessions::ends_at(state, &model)))
+        }
+        _ => {
+            end_sessions(state, user, Scope::One(id), RevocationReason::Expired).await?;
+            Ok(Expiry::Over)
+        }
+    }
 }
 
-/// The database half of a revocation, inside a change's transaction: the sessions' rows, the revocation log
-/// and, on PostgreSQL, the notification to the other nodes. The first statement writes, so SQLite takes its
-/// write lock at once instead of failing a read-then-write upgrade.
+/// The database half of a revocation, inside a change's transaction: the sessions' rows (their log rows are
+/// written by the trigger `session_revocation_log`) and the notification to the other nodes. The first statement
+/// writes, so SQLite takes its write lock at once instead of failing a read-then-write upgrade.
 async fn record(
-    bus: &EventBus,
+    publisher: &dyn Publisher,
     transaction: &DatabaseTransaction,
     user: Uuid,
     scope: Scope,
@@ -268,21 +268,11 @@ async fn record(
     at: DateTime<Utc>,
 ) -> Result<SessionsRevoked, DbErr> {
     let event = end_rows(transaction, user, scope, reason, at).await?;
-    if event.sessions.is_empty() || transaction.get_database_backend() == DbBackend::Sqlite {
-        // On SQLite the log is the trigger's (migration `log_revocations_in_sqlite`), and there is no other node.
-        return Ok(event);
+    if !event.sessions.is_empty() {
+        publisher
+            .notify_in_transaction(transaction, SessionEvent::Revoked(event.clone()))
+            .await?;
     }
-    session_revocation::Entity::insert_many(event.sessions.iter().map(|session| session_revocation::ActiveModel {
-        id: NotSet,
-        session_id: Set(*session),
-        user_id: Set(user),
-        reason: Set(reason.as_str().to_owned()),
-        revoked_at: Set(at),
-    }))
-    .exec(transaction)
-    .await?;
-    bus.notify_in_transaction(transaction, BusMessage::Revoked(event.clone()))
-        .await?;
     Ok(event)
 }
 
@@ -351,7 +341,7 @@ pub async fn end_expired(state: &AppState) -> AppResult<usize> {
                 .lte(at)
                 .or(session::Column::LastUsedAt.lte(idle_since)),
         )
-        .all(&state.database)
+        .all(state.store.connection())
         .await?;
     let mut ended = 0;
     for model in expired {

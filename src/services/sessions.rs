@@ -1,35 +1,30 @@
 //! Signing a device in, and the caller's list of sessions.
 //!
-//! A sign-in writes the session row and its first refresh token, queues a mail when the device label is new for
-//! the account, and announces `session_created` the way revocations travel: `pg_notify` in the sign-in
-//! transaction, then `EventBus::session_created` to the local manager (without waiting), which tells the user's
-//! other sockets. On PostgreSQL a sign-in that queues no new-device mail (most of them) is one statement instead
-//! of a transaction: a `WITH` that inserts the session and its first refresh token and ends in `pg_notify`,
-//! atomic on its own and one round trip instead of five. Sign-ins that queue a mail, and every sign-in on SQLite,
-//! take the transaction; on SQLite it waits for the process's write turn (`AppState::sqlite_write_lock`).
+//! A sign-in writes the session row and its first refresh token in one write transaction (`Store::begin_write`),
+//! queues a mail when the device label is new for the account, and announces `session_created` the way
+//! revocations travel: to the other nodes inside the transaction, then to the local manager (without waiting),
+//! which tells the user's other sockets.
 
 use chrono::{DateTime, Utc};
 use entity::{refresh_token, session, user};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QueryResult, Statement,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QueryResult,
     sea_query::{Expr, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    AppState, ClientInfo, now, now_ms, seconds,
+    AppState, ClientInfo, now, seconds,
     throttle::{self, ThrottleKey},
     users::UserView,
 };
 use crate::{
     email::Mail,
-    error::{AppError, AppResult},
+    error::AppResult,
     realtime::{
-        bus::{BusMessage, CHANNEL},
-        events::{SessionCreated, SessionSnapshot},
+        events::{SessionCreated, SessionEvent, SessionSnapshot},
         presence,
     },
     tokens::{hash_token, new_opaque_token},
@@ -120,7 +115,7 @@ pub fn ends_at(state: &AppState, model: &session::Model) -> DateTime<Utc> {
 /// A session that has not ended.
 pub async fn live(state: &AppState, id: Uuid) -> AppResult<session::Model> {
     session::Entity::find_by_id(id)
-        .one(&state.database)
+        .one(state.store.connection())
         .await?
         .filter(|model| model.revoked_at.is_none() && !is_expired(state, model, now()))
         .ok_or(crate::error::AppError::SessionRevoked)
@@ -178,7 +173,7 @@ impl DeviceHistory {
             query.expr_as(expression, alias);
         }
         let row =
-            state.database.query_one(&query).await?.ok_or_else(|| {
+            state.store.connection().query_one(&query).await?.ok_or_else(|| {
                 crate::error::AppError::Internal("the device history read returned no row".to_owned())
             })?;
         Ok(Self::of(&row, device)?)
@@ -225,110 +220,47 @@ pub async fn sign_in_with(
         user: user.id,
         session: snapshot(&model),
     };
-    if !new_device && state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
-        insert_at_once(state, &model, &refresh_token, &announcement, unless_locked).await?;
-    } else {
-        let turn = state.sqlite_write_lock().await;
-        let transaction = state.database.begin().await?;
-        session::Entity::insert(session::ActiveModel {
-            id: Set(model.id),
-            user_id: Set(model.user_id),
-            ip: Set(model.ip.clone()),
-            user_agent: Set(model.user_agent.clone()),
-            device: Set(model.device.clone()),
-            created_at: Set(model.created_at),
-            last_used_at: Set(model.last_used_at),
-            expires_at: Set(model.expires_at),
-            revoked_at: Set(None),
-            revoked_reason: Set(None),
-        })
-        .exec(&transaction)
-        .await?;
-        // Checked after the first write, so SQLite already holds its write lock: a read first would make the
-        // insert a read-to-write upgrade, which fails at once if another connection wrote in between. A lock
-        // found here drops the transaction, and with it the session.
-        if let Some(key) = unless_locked {
-            throttle::refuse_if_locked(&transaction, key).await?;
-        }
-        insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
-        if new_device {
-            let mail = Mail::NewSignIn {
-                device: model.device.clone(),
-                ip: model.ip.clone(),
-                at: created_at,
-            };
-            state.mailer.queue(&transaction, &user.email, &mail).await?;
-        }
-        state
-            .bus
-            .notify_in_transaction(&transaction, BusMessage::Created(announcement.clone()))
-            .await?;
-        transaction.commit().await?;
-        drop(turn);
-        // Waking the sender costs it a read of the outbox, so only a queued mail does.
-        if new_device {
-            state.mailer.wake();
-        }
+    let transaction = state.store.begin_write().await?;
+    session::Entity::insert(session::ActiveModel {
+        id: Set(model.id),
+        user_id: Set(model.user_id),
+        ip: Set(model.ip.clone()),
+        user_agent: Set(model.user_agent.clone()),
+        device: Set(model.device.clone()),
+        created_at: Set(model.created_at),
+        last_used_at: Set(model.last_used_at),
+        expires_at: Set(model.expires_at),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    })
+    .exec(&transaction)
+    .await?;
+    // Checked after the first write, so SQLite already holds its write lock: a read first would make the insert
+    // a read-to-write upgrade, which fails at once if another connection wrote in between. A lock found here
+    // drops the transaction, and with it the session.
+    if let Some(key) = unless_locked {
+        throttle::refuse_if_locked(&transaction, key).await?;
     }
-    state.bus.session_created(announcement);
+    insert_refresh_token(&transaction, model.id, &refresh_token, created_at).await?;
+    if new_device {
+        let mail = Mail::NewSignIn {
+            device: model.device.clone(),
+            ip: model.ip.clone(),
+            at: created_at,
+        };
+        state.mailer.queue(&transaction, &user.email, &mail).await?;
+    }
+    state
+        .publisher
+        .notify_in_transaction(&transaction, SessionEvent::Created(announcement.clone()))
+        .await?;
+    transaction.commit().await?;
+    // Waking the sender costs it a read of the outbox, so only a queued mail does.
+    if new_device {
+        state.mailer.wake();
+    }
+    state.publisher.session_created(announcement);
     token_pair(state, UserView::from(user), &model, refresh_token, created_at)
-}
-
-/// On PostgreSQL one statement records a sign-in that queues no mail: the session, its first refresh token
-/// and the notification to the other nodes (delivered on commit, as from a transaction). A statement is
-/// atomic on its own, and a round trip is most of what a sign-in costs the database.
-async fn insert_at_once(
-    state: &AppState,
-    model: &session::Model,
-    refresh_token: &str,
-    announcement: &SessionCreated,
-    unless_locked: Option<&ThrottleKey>,
-) -> AppResult<()> {
-    // No session is written while `$12` (no key matches the empty one) is locked at `$13`.
-    const SIGN_IN: &str = "WITH new_session AS (
-            INSERT INTO sessions (id, user_id, ip, user_agent, device, created_at, last_used_at, expires_at)
-            SELECT $1, $2, $3, $4, $5, $6, $6, $7
-            WHERE NOT EXISTS (
-                SELECT 1 FROM address_throttles WHERE key = $12 AND locked_until_ms > $13
-            )
-            RETURNING id
-        ), new_token AS (
-            INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
-            SELECT $8, id, $9, $6 FROM new_session
-            RETURNING id
-        )
-        SELECT pg_notify($10, $11) FROM new_token";
-    let payload = state.bus.payload(&BusMessage::Created(announcement.clone()))?;
-    let written = state
-        .database
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            SIGN_IN,
-            [
-                model.id.into(),
-                model.user_id.into(),
-                model.ip.clone().into(),
-                model.user_agent.clone().into(),
-                model.device.clone().into(),
-                model.created_at.into(),
-                model.expires_at.into(),
-                Uuid::now_v7().into(),
-                hash_token(refresh_token).into(),
-                CHANNEL.into(),
-                payload.into(),
-                unless_locked.map_or("", ThrottleKey::as_str).into(),
-                now_ms().into(),
-            ],
-        ))
-        .await?;
-    if written.rows_affected() == 0 {
-        // Nothing was written because the address is locked: answer as the lock says.
-        if let Some(key) = unless_locked {
-            throttle::refuse_if_locked(&state.database, key).await?;
-        }
-        return Err(AppError::Internal("the sign-in wrote no session".to_owned()));
-    }
-    Ok(())
 }
 
 pub async fn insert_refresh_token(
@@ -374,7 +306,7 @@ pub fn token_pair(
 /// The caller's live sessions, newest first.
 pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<SessionSummary>> {
     let at = now();
-    let lists = state.bus.session_lists();
+    let lists = &state.session_lists;
     let models = lists
         .rows
         .get_or_load(user, async {
@@ -382,17 +314,17 @@ pub async fn list(state: &AppState, user: Uuid, current: Uuid) -> AppResult<Vec<
                 .filter(session::Column::UserId.eq(user))
                 .filter(session::Column::RevokedAt.is_null())
                 .order_by_desc(session::Column::CreatedAt)
-                .all(&state.database)
+                .all(state.store.connection())
                 .await
         })
         .await?;
     let live: Vec<&session::Model> = models.iter().filter(|model| !is_expired(state, model, at)).collect();
     let ids: Vec<Uuid> = live.iter().map(|model| model.id).collect();
-    // With SQLite there is one node and local presence is the whole truth.
-    let elsewhere = if state.database.get_database_backend() == sea_orm::DbBackend::Postgres {
+    // With one node, local presence is the whole truth.
+    let elsewhere = if state.store.shared_by_nodes() {
         lists
             .online_elsewhere
-            .get_or_load(user, presence::online_elsewhere(&state.database, &ids, at))
+            .get_or_load(user, presence::online_elsewhere(state.store.connection(), &ids, at))
             .await?
     } else {
         Default::default()

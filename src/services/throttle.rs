@@ -87,7 +87,7 @@ fn normalise(email: &str) -> String {
 
 /// `account_locked` while the address is locked, with the seconds left.
 pub async fn ensure_unlocked(state: &AppState, key: &ThrottleKey) -> AppResult<ThrottleState> {
-    ensure_unlocked_on(&state.database, key).await
+    ensure_unlocked_on(state.store.connection(), key).await
 }
 
 /// `account_locked` while the address is locked, read on `connection` (a caller's transaction, so its
@@ -180,7 +180,7 @@ impl ThrottleState {
         match (self.failures, check) {
             // The clear itself happens only while unlocked.
             (true, _) => record_success(state, key).await,
-            (false, LockCheck::Here) => refuse_if_locked(&state.database, key).await,
+            (false, LockCheck::Here) => refuse_if_locked(state.store.connection(), key).await,
             (false, LockCheck::InTheWrite) => Ok(()),
         }
     }
@@ -244,10 +244,10 @@ pub async fn record_failure(state: &AppState, key: &ThrottleKey, threshold: u32)
             .action_and_where(unlocked)
             .to_owned(),
     )
-    .exec_without_returning(&state.database)
+    .exec_without_returning(state.store.connection())
     .await?;
     if counted == 0 {
-        refuse_if_locked(&state.database, key).await?;
+        refuse_if_locked(state.store.connection(), key).await?;
     }
     Ok(())
 }
@@ -262,17 +262,17 @@ pub async fn record_success(state: &AppState, key: &ThrottleKey) -> AppResult<()
                 .is_null()
                 .or(address_throttle::Column::LockedUntilMs.lte(now)),
         )
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     if cleared.rows_affected == 0 {
-        refuse_if_locked(&state.database, key).await?;
+        refuse_if_locked(state.store.connection(), key).await?;
     }
     Ok(())
 }
 
 /// Ends the run of failures and any lock (a password reset proves the mailbox).
 pub async fn clear_failures(state: &AppState, key: &ThrottleKey) -> AppResult<()> {
-    reset_failures(key).exec(&state.database).await?;
+    reset_failures(key).exec(state.store.connection()).await?;
     Ok(())
 }
 
@@ -323,7 +323,7 @@ pub async fn take_mail_slot(state: &AppState, key: &ThrottleKey) -> AppResult<bo
                 .to_owned(),
         )
         .to_owned();
-    let outcome = state.database.execute(&statement).await?;
+    let outcome = state.store.connection().execute(&statement).await?;
     Ok(outcome.rows_affected() == 1)
 }
 
@@ -340,7 +340,7 @@ pub async fn decoy_code_answer(
 ) -> AppResult<AppError> {
     let now = now_ms();
     let Some(sent) = address_throttle::Entity::find_by_id(key.0.clone())
-        .one(&state.database)
+        .one(state.store.connection())
         .await?
         .and_then(|row| row.last_mail_ms)
     else {
@@ -358,7 +358,7 @@ pub async fn decoy_code_answer(
         .filter(address_throttle::Column::Key.eq(key.0.clone()))
         .filter(address_throttle::Column::LastMailMs.eq(sent))
         .filter(address_throttle::Column::CodeAttempts.lt(maximum))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     Ok(if counted.rows_affected == 0 {
         AppError::OtpAttemptsExceeded

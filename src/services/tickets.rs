@@ -22,7 +22,7 @@ pub async fn issue(state: &AppState, user: Uuid, session: Uuid) -> AppResult<Str
     // Old tickets are of no use to anyone: clear them on the way.
     ws_ticket::Entity::delete_many()
         .filter(ws_ticket::Column::ExpiresAt.lt(at - Duration::minutes(5)))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     ws_ticket::Entity::insert(ws_ticket::ActiveModel {
         ticket_hash: Set(hash_token(&ticket)),
@@ -31,7 +31,7 @@ pub async fn issue(state: &AppState, user: Uuid, session: Uuid) -> AppResult<Str
         expires_at: Set(at + Duration::seconds(TICKET_SECONDS)),
         used_at: Set(None),
     })
-    .exec(&state.database)
+    .exec(state.store.connection())
     .await?;
     Ok(ticket)
 }
@@ -89,7 +89,7 @@ async fn peek(state: &AppState, ticket: &str) -> AppResult<(Uuid, Uuid)> {
         return Err(AppError::Unauthorized);
     }
     let stored = ws_ticket::Entity::find_by_id(hash_token(ticket))
-        .one(&state.database)
+        .one(state.store.connection())
         .await?
         .ok_or(AppError::Unauthorized)?;
     if stored.used_at.is_some() || stored.expires_at <= now() {
@@ -105,7 +105,7 @@ async fn redeem(state: &AppState, ticket: &str) -> AppResult<()> {
         .col_expr(ws_ticket::Column::UsedAt, Expr::value(now()))
         .filter(ws_ticket::Column::TicketHash.eq(hash_token(ticket)))
         .filter(ws_ticket::Column::UsedAt.is_null())
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await?;
     if used.rows_affected == 1 {
         Ok(())

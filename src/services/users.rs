@@ -53,7 +53,7 @@ impl From<&user::Model> for UserView {
 /// The user behind a valid access token. A deleted account reads as an ended session.
 pub async fn current(state: &AppState, user: Uuid) -> AppResult<user::Model> {
     user::Entity::find_by_id(user)
-        .one(&state.database)
+        .one(state.store.connection())
         .await?
         .ok_or(AppError::SessionRevoked)
 }
@@ -79,7 +79,7 @@ pub async fn update_name(state: &AppState, user: Uuid, name: Option<String>) -> 
     let mut active = model.into_active_model();
     active.name = Set(name);
     active.updated_at = Set(super::now());
-    let updated = active.update(&state.database).await?;
+    let updated = active.update(state.store.connection()).await?;
     state.user_cache.invalidate(&user);
     Ok(UserView::from(&updated))
 }

@@ -122,7 +122,7 @@ async fn each_lock_after_the_first_doubles() {
     let app = spawn_app_with(&[("LOGIN_LOCKOUT_THRESHOLD", "2")]).await;
     let email = unique_email();
     fail_logins(&app, &email, 2).await;
-    let database = &app.application_state.database;
+    let database = app.application_state.store.connection();
     let backend = database.get_database_backend();
     // Time passes: the first lock ends.
     let end_lock = || {
@@ -227,7 +227,7 @@ async fn pruning_keeps_a_recent_run_of_failures_and_forgets_a_quiet_one() {
     assert_problem(app.login(&email, PASSWORD).await, 429, "account_locked").await;
 
     // A day and more later, with the lock long over, the address starts afresh.
-    let database = &app.application_state.database;
+    let database = app.application_state.store.connection();
     let two_days_ago = chrono::Utc::now().timestamp_millis() - 2 * 86_400_000;
     database
         .execute_raw(Statement::from_string(

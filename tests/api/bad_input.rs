@@ -227,7 +227,7 @@ async fn addresses_with_nul_bytes_answer_as_wrong_ones() {
         assert_eq!(answer, wrong);
     }
     let longest_key = entity::address_throttle::Entity::find()
-        .all(&app.application_state.database)
+        .all(app.application_state.store.connection())
         .await
         .unwrap()
         .into_iter()
@@ -237,7 +237,7 @@ async fn addresses_with_nul_bytes_answer_as_wrong_ones() {
     assert!(longest_key < 100, "a throttle key of {longest_key} bytes");
     assert!(
         entity::address_throttle::Entity::find()
-            .count(&app.application_state.database)
+            .count(app.application_state.store.connection())
             .await
             .unwrap()
             >= 3

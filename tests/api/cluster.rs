@@ -201,7 +201,7 @@ async fn a_crashed_nodes_presence_goes_stale() {
 
 /// The process id of `node`'s listening PostgreSQL backend, read through `database`.
 async fn listener_pid(database: &sea_orm::DatabaseConnection, node: &TestApp) -> i32 {
-    let name = authd::realtime::bus::listener_name(node.application_state.bus.node());
+    let name = authd::realtime::bus::listener_name(node.application_state.node);
     let pids = database
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

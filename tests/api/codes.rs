@@ -388,7 +388,7 @@ async fn a_lock_set_after_the_first_check_holds_at_the_consuming_write() {
     let (email, tokens) = app.user_with_session().await;
     let state = &app.application_state;
     let user: uuid::Uuid = tokens.body["user"]["id"].as_str().unwrap().parse().unwrap();
-    let code = otp::issue(state, &state.database, user, OtpPurpose::Login, None)
+    let code = otp::issue(state, state.store.connection(), user, OtpPurpose::Login, None)
         .await
         .unwrap();
     let key = ThrottleKey::code(OtpPurpose::Login, &email);
@@ -403,14 +403,14 @@ async fn a_lock_set_after_the_first_check_holds_at_the_consuming_write() {
     };
     let now_ms = chrono::Utc::now().timestamp_millis();
     entity::address_throttle::Entity::insert(lock(now_ms + 60_000))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await
         .unwrap();
     let refused = otp::consume(state, &key, user, OtpPurpose::Login, None, &code).await;
     assert!(matches!(refused, Err(AppError::AccountLocked { .. })), "{refused:?}");
     // Once the lock is over the code is still there: it was neither tried nor used.
     entity::address_throttle::Entity::update(lock(now_ms - 1))
-        .exec(&state.database)
+        .exec(state.store.connection())
         .await
         .unwrap();
     let used = otp::consume(state, &key, user, OtpPurpose::Login, None, &code).await;

@@ -20,7 +20,7 @@ async fn health_endpoints_answer() {
 #[actix_web::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let app = spawn_app().await;
-    app.application_state.database.clone().close().await.unwrap();
+    app.application_state.store.connection().clone().close().await.unwrap();
     let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
     crate::helpers::app::assert_problem(ready, 503, "service_unavailable").await;
     assert_eq!(
@@ -208,7 +208,8 @@ async fn sqlite_commits_reach_the_database_file_in_the_background() {
     // The pool's connections leave checkpoints to the node.
     let setting = app
         .application_state
-        .database
+        .store
+        .connection()
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Sqlite,
             "PRAGMA wal_autocheckpoint",

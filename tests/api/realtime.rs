@@ -206,7 +206,7 @@ async fn a_socket_whose_node_missed_the_end_of_its_session_is_told_at_its_next_c
         .col_expr(entity::session::Column::RevokedAt, Expr::value(chrono::Utc::now()))
         .col_expr(entity::session::Column::RevokedReason, Expr::value("logout"))
         .filter(entity::session::Column::Id.eq(session))
-        .exec(&app.application_state.database)
+        .exec(app.application_state.store.connection())
         .await
         .unwrap();
     // When the socket checks its session at the session's time limit, it finds the end it missed.
@@ -324,7 +324,7 @@ async fn upgrades_are_refused_before_the_handshake_for_bad_origins_and_credentia
 
     let stale = app.ticket(&tokens.access).await;
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let database = &app.application_state.database;
+    let database = app.application_state.store.connection();
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     database
         .execute_raw(Statement::from_sql_and_values(

@@ -218,7 +218,7 @@ async fn a_shorter_token_life_after_a_restart_brings_no_revoked_token_back() {
             Expr::value(now - chrono::Duration::seconds(70)),
         )
         .filter(entity::session_revocation::Column::SessionId.eq(session))
-        .exec(&before.application_state.database)
+        .exec(before.application_state.store.connection())
         .await
         .unwrap();
     let mut claims = claims_of(&tokens.access);

@@ -42,7 +42,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 }
 
 /// SQLite's automatic checkpoint runs inside the commit that fills the write-ahead log past 1,000 pages, so
-/// that one request, and every write queued behind its write turn, waited for the copy into the database
+/// that one request, and every write queued behind its write lock, waited for the copy into the database
 /// file and its fsync: stalls of up to 800 ms under a burst of sign-ins. Connections turn it off, and this
 /// task checkpoints every half second instead, off the request path. A passive checkpoint neither waits for
 /// nor blocks readers and writers. PostgreSQL needs none of this.
