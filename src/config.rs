@@ -17,6 +17,17 @@ pub enum Environment {
     Production,
 }
 
+/// What signs access tokens (`ACCESS_TOKEN_ALG`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAlgorithm {
+    /// Ed25519 key pairs from the database, rotated, published as a JWKS (the default).
+    EdDsa,
+    /// P-256 key pairs, otherwise as `EdDsa`.
+    Es256,
+    /// The shared `JWT_ACCESS_SECRET`: whoever verifies can also mint. Kept for deployments that rely on it.
+    Hs256,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub host: String,
@@ -26,6 +37,15 @@ pub struct Settings {
     pub environment: Environment,
     pub jwt_access_secret: Secret,
     pub jwt_issuer: String,
+    /// `ACCESS_TOKEN_ALG`: `EdDSA` (default), `ES256` or `HS256`.
+    pub access_token_algorithm: TokenAlgorithm,
+    /// `KEY_ENCRYPTION_SECRET`: seals the signing keys' private parts in the database. Read unless `HS256`.
+    pub key_encryption_secret: Option<Secret>,
+    /// How long a signing key signs before the next takes over (`SIGNING_KEY_ROTATION`, 30 days).
+    pub signing_key_rotation: Duration,
+    /// `Cache-Control: max-age` of the JWKS (`JWKS_MAX_AGE`, 300 s); a new key is published twice this long
+    /// before it signs.
+    pub jwks_max_age: Duration,
     pub otp_secret: Secret,
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
@@ -94,6 +114,19 @@ impl Settings {
         let default_database = format!("sqlite://{}?mode=rwc", data_dir.join("authd.db").display());
         let database_url = reader.text("DATABASE_URL", &default_database);
         let jwt_issuer = reader.text("JWT_ISSUER", "authd");
+        let access_token_algorithm = match reader.text("ACCESS_TOKEN_ALG", "EdDSA").as_str() {
+            "EdDSA" => TokenAlgorithm::EdDsa,
+            "ES256" => TokenAlgorithm::Es256,
+            "HS256" => TokenAlgorithm::Hs256,
+            _ => {
+                reader
+                    .problems
+                    .push("ACCESS_TOKEN_ALG must be `EdDSA`, `ES256` or `HS256`".to_owned());
+                TokenAlgorithm::EdDsa
+            }
+        };
+        let signing_key_rotation = reader.seconds("SIGNING_KEY_ROTATION", 2_592_000);
+        let jwks_max_age = reader.seconds("JWKS_MAX_AGE", 300);
         let mail_from = reader.text("MAIL_FROM", "authd <no-reply@localhost>");
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
             reader.problems.push("MAIL_FROM is not a valid mailbox".to_owned());
@@ -153,6 +186,8 @@ impl Settings {
             ("SESSION_IDLE_TTL", session_idle_ttl),
             ("WS_PING_INTERVAL", ws_ping_interval),
             ("WS_CLIENT_TIMEOUT", ws_client_timeout),
+            ("SIGNING_KEY_ROTATION", signing_key_rotation),
+            ("JWKS_MAX_AGE", jwks_max_age),
         ] {
             if value.is_zero() {
                 reader.problems.push(format!("{name} must be at least 1 second"));
@@ -169,6 +204,9 @@ impl Settings {
 
         let jwt_access_secret = reader.secret("JWT_ACCESS_SECRET", environment, &data_dir);
         let otp_secret = reader.secret("OTP_SECRET", environment, &data_dir);
+        let key_encryption_secret = (access_token_algorithm != TokenAlgorithm::Hs256)
+            .then(|| reader.secret("KEY_ENCRYPTION_SECRET", environment, &data_dir))
+            .flatten();
         if environment == Environment::Production && smtp_url.is_none() {
             reader
                 .problems
@@ -185,6 +223,10 @@ impl Settings {
                 environment,
                 jwt_access_secret,
                 jwt_issuer,
+                access_token_algorithm,
+                key_encryption_secret,
+                signing_key_rotation,
+                jwks_max_age,
                 otp_secret,
                 smtp_url,
                 mail_from,

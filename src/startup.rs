@@ -4,13 +4,13 @@
 //! recent revocations into it, starts the bus listener, the mailer and the expiry sweeper, then binds
 //! (`PORT=0` picks a free port). The sweeper ends expired sessions every 30 s and runs retention hourly.
 
-use std::net::TcpListener;
+use std::{net::TcpListener, sync::Arc};
 
 use actix::Actor;
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
-    config::Settings,
+    config::{Settings, TokenAlgorithm},
     email::{Mailer, MailerError},
     http::{
         extract::BODY_LIMIT,
@@ -27,7 +27,14 @@ use crate::{
         session_manager::{CloseAll, SessionManager},
     },
     realtime::{socket_slots::SocketSlots, ws_session::SocketContext},
+    sealing::Sealer,
+    secret::Secret,
     services::{AppState, now, retention, revocation, seconds},
+    signing::{
+        key_ring::{KeyAlgorithm, KeyError},
+        refresher::KeyRefresher,
+        rotation::{RotationError, Schedule},
+    },
     store::{self, Store},
     telemetry,
     tokens::{AccessTokens, HmacKey, revocation_window},
@@ -47,6 +54,8 @@ pub enum StartupError {
     Password(#[from] PasswordError),
     #[error("session manager: {0}")]
     Manager(String),
+    #[error("signing keys: {0}")]
+    SigningKeys(#[from] RotationError),
 }
 
 pub struct Application {
@@ -80,6 +89,7 @@ impl Application {
                 .await
                 .map_err(|error| StartupError::Manager(error.to_string()))?;
         }
+        let access_tokens = access_tokens(&settings, &database).await?;
         let session_lists = std::sync::Arc::new(SessionLists::default());
         let bus = EventBus::new(manager.clone(), node, metrics.clone(), session_lists.clone());
         let catch_up_database = database.clone();
@@ -90,11 +100,7 @@ impl Application {
 
         let state = web::Data::new(AppState {
             passwords: PasswordHasher::new(settings.password_hash_threads)?,
-            access_tokens: AccessTokens::new(
-                &settings.jwt_access_secret,
-                &settings.jwt_issuer,
-                settings.access_token_ttl,
-            ),
+            access_tokens,
             refresh_keys: HmacKey::derive(&settings.jwt_access_secret, "authd refresh token successor"),
             otp_keys: HmacKey::derive(&settings.otp_secret, "authd one-time code"),
             mailer: Mailer::start(
@@ -245,6 +251,63 @@ async fn wait_for_stop_signal() -> bool {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
+/// The access-token signer `settings` ask for. With key pairs, the keys are made or rotated as due and loaded
+/// before the first request, and a task keeps them current.
+async fn access_tokens(
+    settings: &Settings,
+    database: &sea_orm::DatabaseConnection,
+) -> Result<Arc<AccessTokens>, StartupError> {
+    let algorithm = match settings.access_token_algorithm {
+        TokenAlgorithm::Hs256 => {
+            return Ok(Arc::new(AccessTokens::new(
+                &settings.jwt_access_secret,
+                &settings.jwt_issuer,
+                settings.access_token_ttl,
+            )));
+        }
+        TokenAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
+        TokenAlgorithm::Es256 => KeyAlgorithm::Es256,
+    };
+    let refresher = KeyRefresher {
+        database: database.clone(),
+        sealer: key_sealer(settings)?,
+        schedule: key_schedule(settings, algorithm),
+    };
+    let ring = refresher.refresh().await?;
+    let tokens = Arc::new(AccessTokens::with_key_ring(
+        ring,
+        &settings.jwt_issuer,
+        settings.access_token_ttl,
+    ));
+    refresher.spawn(tokens.clone());
+    Ok(tokens)
+}
+
+/// What seals the signing keys' private parts.
+pub fn key_sealer(settings: &Settings) -> Result<Sealer, StartupError> {
+    let secret = settings.key_encryption_secret.as_ref().ok_or_else(|| {
+        StartupError::SigningKeys(RotationError::Key(KeyError::Sealed(
+            "KEY_ENCRYPTION_SECRET is not set".to_owned(),
+        )))
+    })?;
+    Ok(signing_key_sealer(secret))
+}
+
+/// The sealer of the signing keys' private parts under `KEY_ENCRYPTION_SECRET`.
+pub fn signing_key_sealer(secret: &Secret) -> Sealer {
+    Sealer::new(HmacKey::derive(secret, "authd signing keys").mac(&[]))
+}
+
+/// When keys are made and retired, from the settings.
+pub fn key_schedule(settings: &Settings, algorithm: KeyAlgorithm) -> Schedule {
+    Schedule {
+        algorithm,
+        rotation: seconds(settings.signing_key_rotation),
+        lead: seconds(settings.jwks_max_age * 2),
+        token_window: seconds(revocation_window(settings.access_token_ttl)),
     }
 }
 

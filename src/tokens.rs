@@ -17,7 +17,11 @@
 //! the code and outbox keys derived from `OTP_SECRET` (`"authd one-time code"`, `"authd mail outbox"`).
 //! `HmacKey::mac` length-prefixes each part, so different splits of the same bytes never collide.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
@@ -27,7 +31,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::secret::Secret;
+use tokio::sync::Notify;
+
+pub use crate::random::fill_random;
+use crate::{
+    secret::Secret,
+    signing::{key_ring::KeyRing, verified::VerifiedTokens},
+};
 
 /// The `typ` header of every access token (RFC 9068).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -71,33 +81,109 @@ pub enum AccessTokenError {
 
 /// Signs and verifies access tokens.
 pub struct AccessTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-    header: Header,
+    keys: Keys,
     issuer: String,
     lifetime: Duration,
 }
 
+/// What signs: one shared secret (HS256), or the rotating key pairs of the database (EdDSA, ES256).
+// One value per process: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Keys {
+    Shared {
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+        validation: Validation,
+        header: Header,
+    },
+    Rotating {
+        ring: RwLock<Arc<KeyRing>>,
+        /// One per algorithm, each accepting that algorithm alone: a token is checked with its key's.
+        validations: HashMap<Algorithm, Validation>,
+        verified: VerifiedTokens<AccessClaims>,
+        /// Woken by a token whose `kid` is not in the ring: another node may have rotated a moment ago.
+        unknown_kid: Notify,
+    },
+}
+
+fn validation(algorithm: Algorithm, issuer: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY_SECONDS;
+    // `exp` is checked by `check_life`, after the session's end, which answers differently.
+    validation.validate_exp = false;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation
+}
+
 impl AccessTokens {
+    /// HS256 under one shared secret: every holder of the secret can verify and mint tokens.
     pub fn new(secret: &Secret, issuer: &str, lifetime: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECONDS;
-        // `exp` is checked by `verify` itself, after the session's end, which answers differently.
-        validation.validate_exp = false;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         Self {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
-            validation,
-            header,
+            keys: Keys::Shared {
+                encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+                decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+                validation: validation(Algorithm::HS256, issuer),
+                header,
+            },
             issuer: issuer.to_owned(),
             lifetime,
+        }
+    }
+
+    /// Key pairs from the database, published as a JWKS; `ring` holds them until `replace_key_ring`.
+    pub fn with_key_ring(ring: KeyRing, issuer: &str, lifetime: Duration) -> Self {
+        let validations = [Algorithm::EdDSA, Algorithm::ES256]
+            .into_iter()
+            .map(|algorithm| (algorithm, validation(algorithm, issuer)))
+            .collect();
+        Self {
+            keys: Keys::Rotating {
+                ring: RwLock::new(Arc::new(ring)),
+                validations,
+                verified: VerifiedTokens::default(),
+                unknown_kid: Notify::new(),
+            },
+            issuer: issuer.to_owned(),
+            lifetime,
+        }
+    }
+
+    /// Puts the keys of this moment in place (rotating keys only).
+    pub fn replace_key_ring(&self, new_ring: KeyRing) {
+        if let Keys::Rotating { ring, .. } = &self.keys
+            && let Ok(mut current) = ring.write()
+        {
+            *current = Arc::new(new_ring);
+        }
+    }
+
+    /// Resolves when a token named a key this node does not hold (rotating keys only; never otherwise).
+    pub async fn unknown_key_seen(&self) {
+        match &self.keys {
+            Keys::Rotating { unknown_kid, .. } => unknown_kid.notified().await,
+            Keys::Shared { .. } => std::future::pending().await,
+        }
+    }
+
+    /// The public keys as a JWKS document: `{"keys": []}` with a shared secret, which is never published.
+    pub fn jwks(&self) -> String {
+        match &self.keys {
+            Keys::Shared { .. } => r#"{"keys":[]}"#.to_owned(),
+            Keys::Rotating { .. } => self
+                .ring()
+                .map_or_else(|| r#"{"keys":[]}"#.to_owned(), |ring| ring.jwks.clone()),
+        }
+    }
+
+    fn ring(&self) -> Option<Arc<KeyRing>> {
+        match &self.keys {
+            Keys::Rotating { ring, .. } => ring.read().ok().map(|ring| Arc::clone(&ring)),
+            Keys::Shared { .. } => None,
         }
     }
 
@@ -122,29 +208,58 @@ impl AccessTokens {
             exp: expires,
             sxp: Some(session_ends_at.timestamp()),
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)?;
+        let token = match &self.keys {
+            Keys::Shared { encoding, header, .. } => jsonwebtoken::encode(header, &claims, encoding)?,
+            Keys::Rotating { .. } => {
+                let ring = self.ring().ok_or(ErrorKind::InvalidKeyFormat)?;
+                let key = ring.signing.as_ref().ok_or(ErrorKind::InvalidKeyFormat)?;
+                let mut header = Header::new(key.algorithm.jwt_algorithm());
+                header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+                header.kid = Some(key.kid.clone());
+                jsonwebtoken::encode(&header, &claims, &key.encoding)?
+            }
+        };
         Ok((token, (expires - now.timestamp()).max(0)))
     }
 
     /// Checks the signature, algorithm, type, issuer, audience, `nbf` and `iat`. The token's life is left to
-    /// `check_life`, because a session that ended earlier answers before its expiry.
+    /// `check_life`, because a session that ended earlier answers before its expiry. With rotating keys the
+    /// algorithm is the one of the key the `kid` names, and a token verified before costs a lookup.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, AccessTokenError> {
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(
-                |error| match error.kind() {
-                    ErrorKind::ExpiredSignature => AccessTokenError::Expired,
-                    _ => AccessTokenError::Invalid,
-                },
-            )?;
-        if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
-            return Err(AccessTokenError::Invalid);
-        }
+        let claims = match &self.keys {
+            Keys::Shared {
+                decoding, validation, ..
+            } => decode(token, decoding, validation)?,
+            Keys::Rotating {
+                validations,
+                verified,
+                unknown_kid,
+                ..
+            } => match verified.get(token) {
+                Some(claims) => claims,
+                None => {
+                    let header = jsonwebtoken::decode_header(token).map_err(|_| AccessTokenError::Invalid)?;
+                    let kid = header.kid.ok_or(AccessTokenError::Invalid)?;
+                    let ring = self.ring().ok_or(AccessTokenError::Invalid)?;
+                    let Some(key) = ring.verifying.get(&kid) else {
+                        unknown_kid.notify_one();
+                        return Err(AccessTokenError::Invalid);
+                    };
+                    let validation = validations
+                        .get(&key.algorithm.jwt_algorithm())
+                        .ok_or(AccessTokenError::Invalid)?;
+                    let claims = decode(token, &key.decoding, validation)?;
+                    verified.insert(token, claims.clone(), claims.exp, Utc::now().timestamp());
+                    claims
+                }
+            },
+        };
         let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(i64::MAX);
         // No node of ours issues a token dated in the future.
-        if data.claims.iat > Utc::now().timestamp().saturating_add(leeway) {
+        if claims.iat > Utc::now().timestamp().saturating_add(leeway) {
             return Err(AccessTokenError::Invalid);
         }
-        Ok(data.claims)
+        Ok(claims)
     }
 
     /// Whether the token still lives at `now` (Unix seconds): its session's end first, without leeway (a
@@ -170,6 +285,18 @@ impl AccessTokens {
     }
 }
 
+/// Signature, algorithm, claims and `typ` of one token.
+fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<AccessClaims, AccessTokenError> {
+    let data = jsonwebtoken::decode::<AccessClaims>(token, key, validation).map_err(|error| match error.kind() {
+        ErrorKind::ExpiredSignature => AccessTokenError::Expired,
+        _ => AccessTokenError::Invalid,
+    })?;
+    if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+        return Err(AccessTokenError::Invalid);
+    }
+    Ok(data.claims)
+}
+
 /// `bytes` random bytes from the operating system's CSPRNG, base64url without padding.
 pub fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
@@ -180,15 +307,6 @@ pub fn random_token(bytes: usize) -> String {
 /// A new refresh token or ticket: 256 random bits.
 pub fn new_opaque_token() -> String {
     random_token(TOKEN_BYTES)
-}
-
-/// Fills `buffer` from the operating system's CSPRNG. Without one no token can be made safely, so the
-/// process stops rather than go on with weak randomness.
-pub fn fill_random(buffer: &mut [u8]) {
-    if let Err(error) = getrandom::fill(buffer) {
-        tracing::error!(%error, "the operating system's random source failed");
-        std::process::abort();
-    }
 }
 
 /// Hex SHA-256 of a token: what the database stores instead of the token.

@@ -16,6 +16,10 @@ use std::{
 use authd::{
     passwords::{self, PasswordHasher},
     secret::Secret,
+    signing::{
+        key_ring::{KeyAlgorithm, KeyRing},
+        rotation::{self, Schedule},
+    },
     store,
     tokens::{AccessTokens, hash_token, new_opaque_token},
 };
@@ -29,10 +33,12 @@ use uuid::Uuid;
 
 const JWT_SECRET: &str = "bench-jwt-secret-that-is-at-least-32-bytes-long";
 const OTP_SECRET: &str = "bench-otp-secret-that-is-at-least-32-bytes-long";
+const KEY_ENCRYPTION_SECRET: &str = "bench-key-encryption-secret-at-least-32-bytes";
 const PASSWORD: &str = "correct horse battery staple";
 const ALL: &[&str] = &[
     "baseline",
     "me",
+    "me-hs256",
     "refresh",
     "sessions",
     "logout",
@@ -117,6 +123,7 @@ impl Node {
             .env("DATA_DIR", data_dir)
             .env("JWT_ACCESS_SECRET", JWT_SECRET)
             .env("OTP_SECRET", OTP_SECRET)
+            .env("KEY_ENCRYPTION_SECRET", KEY_ENCRYPTION_SECRET)
             .env("RATE_LIMIT_IP_PER_MINUTE", "0")
             // `fanout` opens 100 sockets for one user, past the default per-user cap of 64, and every scenario
             // opens sockets faster than a person would.
@@ -180,6 +187,7 @@ struct Fixtures {
 /// A signed-in device, made without going through argon2.
 #[derive(Clone)]
 struct Device {
+    session: Uuid,
     access: String,
     refresh: String,
 }
@@ -210,7 +218,20 @@ impl Fixtures {
         let hasher = PasswordHasher::new(1).unwrap();
         let password = authd::domain::Password::parse_new(PASSWORD, &[]).unwrap();
         let password_hash = hasher.hash(&password).await.unwrap();
-        let tokens = AccessTokens::new(&Secret::new(JWT_SECRET), "authd", Duration::from_secs(900));
+        // The first signing key, made as a node makes it at its first start, so the tokens written here are
+        // the server's own (EdDSA, the default).
+        let sealer = authd::startup::signing_key_sealer(&Secret::new(KEY_ENCRYPTION_SECRET));
+        let schedule = Schedule {
+            algorithm: KeyAlgorithm::EdDsa,
+            rotation: chrono::Duration::days(30),
+            lead: chrono::Duration::minutes(10),
+            token_window: chrono::Duration::minutes(16),
+        };
+        let now = authd::clock::now();
+        rotation::maintain(&database, &sealer, &schedule, now).await.unwrap();
+        let keys = rotation::all(&database).await.unwrap();
+        let ring = KeyRing::from_rows(&keys, &sealer, now).unwrap();
+        let tokens = AccessTokens::with_key_ring(ring, "authd", Duration::from_secs(900));
         Fixtures {
             database,
             url,
@@ -291,7 +312,11 @@ impl Fixtures {
                     parent_id: Set(None),
                 });
                 let (access, _) = self.tokens.issue(user, id, expires, now).unwrap();
-                devices.push(Device { access, refresh });
+                devices.push(Device {
+                    session: id,
+                    access,
+                    refresh,
+                });
             }
             session::Entity::insert_many(sessions)
                 .exec(&self.database)
@@ -864,6 +889,28 @@ fn main() {
                         String::new()
                     };
                     rows.push(row(name, &backend, connections, tally, elapsed, note));
+                }
+                "me-hs256" => {
+                    // A second node on the same database signing with the shared secret, as earlier versions
+                    // did: `me` beside the EdDSA `me` above, in one run.
+                    let shared = Node::start(&fixtures.url, &fixtures.data_dir, &[("ACCESS_TOKEN_ALG", "HS256")]);
+                    let (user, _) = fixtures.user().await;
+                    let devices = fixtures.devices(user, connections.min(10)).await;
+                    let hs256 = AccessTokens::new(&Secret::new(JWT_SECRET), "authd", Duration::from_secs(900));
+                    let now = authd::clock::now();
+                    let jobs = (0..connections)
+                        .map(|index| Job::Get {
+                            path: "/api/users/me",
+                            token: Some(
+                                hs256
+                                    .issue(user, devices[index % devices.len()].session, now + chrono::Duration::days(1), now)
+                                    .unwrap()
+                                    .0,
+                            ),
+                        })
+                        .collect();
+                    let (tally, elapsed) = drive(&shared.base, jobs, duration, threads);
+                    rows.push(row(name, &backend, connections, tally, elapsed, "HS256 on a second node".to_owned()));
                 }
                 "refresh" => {
                     let (user, _) = fixtures.user().await;

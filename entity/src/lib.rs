@@ -30,9 +30,8 @@
 //!   password reset. Secrets: primary key `handle_hash`, the hex SHA-256 of the handle only the registering
 //!   client holds; `password_hash`, the argon2id hash of the password it chose.
 //! - `session_revocations`: the log of ended sessions: session, user, reason, `revoked_at` (indexed). No foreign
-//!   key, so it outlives deleted sessions and accounts. Read at start and after a bus reconnect. On SQLite the
-//!   trigger `session_revocation_log` (after `revoked_at` goes from NULL to a time) writes it, so ending
-//!   sessions is one statement there; on PostgreSQL the revoking transaction does, next to its `pg_notify`. No
+//!   key, so it outlives deleted sessions and accounts. Read at start and after a bus reconnect. Written by the
+//!   trigger `session_revocation_log` (after `revoked_at` goes from NULL to a time) on both databases. No
 //!   secret.
 //! - `ws_tickets`: single-use WebSocket tickets: session, user, `expires_at` (30 s), `used_at`. Tickets expired
 //!   for over 5 minutes are deleted whenever a new one is issued. Secret: primary key `ticket_hash`, the hex
@@ -48,6 +47,11 @@
 //!   XChaCha20-Poly1305 (key derived from `OTP_SECRET`, random 24-byte nonce); set to NULL once the mail is sent
 //!   or dropped.
 //!
+//! - `signing_keys`: the keys that sign access tokens when `ACCESS_TOKEN_ALG` is `EdDSA` or `ES256`: `kid`,
+//!   `generation` (unique), algorithm, the public JWK, `created_at` (published from), `active_from` (signs
+//!   from). Secret: `private_key`, the PKCS #8 key sealed with XChaCha20-Poly1305 under a key derived from
+//!   `KEY_ENCRYPTION_SECRET`, its `kid` as associated data. Deleted once no token they signed can live.
+//!
 //! The keys that exist only in memory are described in the authd crate's `tokens` module.
 //!
 //! The migrations create these indexes besides the primary and unique keys: `sessions.user_id`,
@@ -62,5 +66,6 @@ pub mod registration;
 pub mod session;
 pub mod session_presence;
 pub mod session_revocation;
+pub mod signing_key;
 pub mod user;
 pub mod ws_ticket;

@@ -10,6 +10,7 @@ mod m20261127_000005_log_revocations_in_sqlite;
 mod m20261127_000006_count_decoy_code_attempts;
 mod m20261202_000007_bind_passwords_to_registrations;
 mod m20261202_000008_log_revocations_in_postgres;
+mod m20261202_000009_create_signing_keys;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_count_decoy_code_attempts::Migration),
             Box::new(m20261202_000007_bind_passwords_to_registrations::Migration),
             Box::new(m20261202_000008_log_revocations_in_postgres::Migration),
+            Box::new(m20261202_000009_create_signing_keys::Migration),
         ]
     }
 }

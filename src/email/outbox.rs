@@ -26,11 +26,6 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::STANDARD};
-use chacha20poly1305::{
-    XChaCha20Poly1305, XNonce,
-    aead::{Aead, KeyInit},
-};
 use entity::mail_outbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, message::Mailbox};
 use sea_orm::{
@@ -43,10 +38,7 @@ use uuid::Uuid;
 
 use super::Mail;
 use crate::services::now_ms;
-use crate::{
-    secret::Secret,
-    tokens::{HmacKey, fill_random},
-};
+use crate::{sealing::Sealer, secret::Secret, tokens::HmacKey};
 
 /// How long a sender may hold a mail before another may take it over.
 const CLAIM_MS: i64 = 30_000;
@@ -62,8 +54,6 @@ pub enum MailerError {
     From,
     #[error("SMTP_URL is not usable: {0}")]
     Url(&'static str),
-    #[error("the outbox key cannot be made")]
-    Key,
 }
 
 enum Transport {
@@ -74,7 +64,7 @@ enum Transport {
 /// Queues mail in the outbox and wakes the sender.
 #[derive(Clone)]
 pub struct Mailer {
-    cipher: Arc<XChaCha20Poly1305>,
+    sealer: Arc<Sealer>,
     wake: Arc<Notify>,
 }
 
@@ -98,10 +88,9 @@ impl Mailer {
             ),
             None => Transport::Files(mail_dir),
         };
-        let key = HmacKey::derive(otp_secret, "authd mail outbox").mac(&[]);
-        let cipher = Arc::new(XChaCha20Poly1305::new_from_slice(&key).map_err(|_| MailerError::Key)?);
+        let sealer = Arc::new(Sealer::new(HmacKey::derive(otp_secret, "authd mail outbox").mac(&[])));
         let mailer = Self {
-            cipher,
+            sealer,
             wake: Arc::new(Notify::new()),
         };
         let sender = Sender {
@@ -150,20 +139,11 @@ impl Mailer {
 
     fn seal(&self, mail: &Mail) -> Result<String, ()> {
         let plain = serde_json::to_vec(mail).map_err(|_| ())?;
-        let mut nonce = [0u8; 24];
-        fill_random(&mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(&XNonce::from(nonce), plain.as_slice())
-            .map_err(|_| ())?;
-        Ok(STANDARD.encode([nonce.as_slice(), sealed.as_slice()].concat()))
+        Ok(self.sealer.seal(&plain, &[]))
     }
 
     fn open(&self, payload: &str) -> Option<Mail> {
-        let bytes = STANDARD.decode(payload).ok()?;
-        let (nonce, sealed) = bytes.split_at_checked(24)?;
-        let nonce: [u8; 24] = nonce.try_into().ok()?;
-        let plain = self.cipher.decrypt(&XNonce::from(nonce), sealed).ok()?;
+        let plain = self.sealer.open(payload, &[])?;
         serde_json::from_slice(&plain).ok()
     }
 }

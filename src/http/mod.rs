@@ -17,3 +17,4 @@ pub mod realtime;
 pub mod routes;
 pub mod sessions;
 pub mod token_response;
+pub mod well_known;

@@ -41,6 +41,8 @@ use super::problems::PROBLEM_JSON;
         super::health::live,
         super::health::ready,
         super::health::metrics,
+        super::well_known::jwks,
+        super::well_known::openid_configuration,
     ),
     components(schemas(super::auth::ChallengeResponse, crate::http::problems::Problem, crate::error::FieldError, crate::domain::RevocationReason)),
     modifiers(&BearerScheme, &ProblemAnswers),

@@ -2,7 +2,7 @@
 
 use actix_web::{Resource, web};
 
-use super::{account, auth, codes, console, docs, health, openapi, problems, realtime, sessions};
+use super::{account, auth, codes, console, docs, health, openapi, problems, realtime, sessions, well_known};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -14,6 +14,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
         .service(resource("/api/openapi.json", "GET").route(web::get().to(openapi::document)))
         .service(resource("/docs", "GET").route(web::get().to(docs::page)))
+        .service(resource("/.well-known/jwks.json", "GET").route(web::get().to(well_known::jwks)))
+        .service(
+            resource("/.well-known/openid-configuration", "GET").route(web::get().to(well_known::openid_configuration)),
+        )
         .service(resource("/api/auth/register", "POST").route(web::post().to(auth::register)))
         .service(resource("/api/auth/verify-email", "POST").route(web::post().to(auth::verify_email)))
         .service(resource("/api/auth/login", "POST").route(web::post().to(auth::login)))

@@ -32,7 +32,8 @@ pub struct AppState {
     /// This node's id; it names the node's presence rows and its listening connection.
     pub node: uuid::Uuid,
     pub passwords: PasswordHasher,
-    pub access_tokens: AccessTokens,
+    /// Shared with the task that keeps the signing keys current.
+    pub access_tokens: Arc<AccessTokens>,
     /// Derives each refresh token's successor.
     pub refresh_keys: HmacKey,
     /// Keys the stored HMAC of each emailed code.

@@ -395,7 +395,7 @@ fn free_port() -> u16 {
 
 #[actix_web::test]
 async fn the_outbox_survives_a_crash_and_a_restart() {
-    use crate::helpers::app::{JWT_SECRET, OTP_SECRET, fresh_database_url};
+    use crate::helpers::app::{JWT_SECRET, KEY_ENCRYPTION_SECRET, OTP_SECRET, fresh_database_url};
     // A node whose relay is down takes the registration, then dies without a chance to clean up.
     let database_url = fresh_database_url().await;
     let port = free_port();
@@ -410,6 +410,7 @@ async fn the_outbox_survives_a_crash_and_a_restart() {
         .env("SMTP_URL", format!("smtp://127.0.0.1:{}", free_port()))
         .env("JWT_ACCESS_SECRET", JWT_SECRET)
         .env("OTP_SECRET", OTP_SECRET)
+        .env("KEY_ENCRYPTION_SECRET", KEY_ENCRYPTION_SECRET)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()

@@ -62,7 +62,7 @@ fn production_refuses_guessable_secrets_of_any_length() {
     let hex = "3f9a0c7e51b2d84e6a1f0b9c3d7e2a58";
     let lookup = |name: &str| match name {
         "APP_ENV" => Some("production".to_owned()),
-        "JWT_ACCESS_SECRET" | "OTP_SECRET" => Some(hex.to_owned()),
+        "JWT_ACCESS_SECRET" | "OTP_SECRET" | "KEY_ENCRYPTION_SECRET" => Some(hex.to_owned()),
         "SMTP_URL" => Some("smtp://127.0.0.1:1".to_owned()),
         _ => None,
     };
@@ -74,7 +74,7 @@ fn production_names_every_missing_setting() {
     let output = authd(&[("APP_ENV", "production")]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for name in ["JWT_ACCESS_SECRET", "OTP_SECRET", "SMTP_URL"] {
+    for name in ["JWT_ACCESS_SECRET", "OTP_SECRET", "KEY_ENCRYPTION_SECRET", "SMTP_URL"] {
         assert!(stderr.contains(name), "{name} not named: {stderr}");
     }
 }

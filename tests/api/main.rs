@@ -17,5 +17,6 @@ mod realtime;
 mod refresh;
 mod registration;
 mod sessions;
+mod signing_keys;
 mod tokens;
 mod users;

@@ -653,7 +653,7 @@ async fn shutting_down_closes_every_socket_with_1012_at_once() {
 /// The real binary, stopped with SIGTERM, sends every socket a 1012 close frame at once and exits cleanly.
 #[actix_web::test]
 async fn sigterm_closes_the_binarys_sockets_with_1012() {
-    use crate::helpers::app::{JWT_SECRET, OTP_SECRET};
+    use crate::helpers::app::{JWT_SECRET, KEY_ENCRYPTION_SECRET, OTP_SECRET};
     let app = spawn_app().await;
     let (_, tokens) = app.user_with_session().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -672,6 +672,7 @@ async fn sigterm_closes_the_binarys_sockets_with_1012() {
         .env("SMTP_URL", format!("smtp://127.0.0.1:{}", app.mail.port))
         .env("JWT_ACCESS_SECRET", JWT_SECRET)
         .env("OTP_SECRET", OTP_SECRET)
+        .env("KEY_ENCRYPTION_SECRET", KEY_ENCRYPTION_SECRET)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()

@@ -3,6 +3,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::helpers::{
+    TestApp,
     app::{JWT_SECRET, PASSWORD, SAFARI_IPHONE, Tokens, assert_problem},
     spawn_app, spawn_app_with, spawn_node_of,
 };
@@ -12,8 +13,17 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn sign(header: &Header, claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+fn header_of(token: &str) -> Value {
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}
+
+fn sign(header: &Header, claims: &Value, key: &EncodingKey) -> String {
+    jsonwebtoken::encode(header, claims, key).unwrap()
+}
+
+fn secret_key(secret: &str) -> EncodingKey {
+    EncodingKey::from_secret(secret.as_bytes())
 }
 
 fn access_header() -> Header {
@@ -22,17 +32,34 @@ fn access_header() -> Header {
     header
 }
 
+/// The key `app` signs with now and the header of its tokens, read from its database and opened with the
+/// test's `KEY_ENCRYPTION_SECRET`, as a node does: the tests below forge tokens a node would have made.
+async fn server_key(app: &TestApp) -> (EncodingKey, Header) {
+    let state = &app.application_state;
+    let sealer = authd::startup::key_sealer(&state.settings).unwrap();
+    let rows = authd::signing::rotation::all(state.store.connection()).await.unwrap();
+    let ring = authd::signing::key_ring::KeyRing::from_rows(&rows, &sealer, chrono::Utc::now()).unwrap();
+    let key = ring.signing.unwrap();
+    let mut header = Header::new(key.algorithm.jwt_algorithm());
+    header.typ = Some("at+jwt".to_owned());
+    header.kid = Some(key.kid);
+    (key.encoding, header)
+}
+
+async fn jwks(app: &TestApp) -> Value {
+    let response = app.get("/.well-known/jwks.json").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/jwk-set+json");
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    response.json().await.unwrap()
+}
+
 #[actix_web::test]
 async fn issued_tokens_carry_the_contract_claims() {
     let app = spawn_app().await;
     let (_, tokens) = app.user_with_session().await;
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(tokens.access.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(header["alg"], "HS256");
+    let header = header_of(&tokens.access);
+    assert_eq!(header["alg"], "EdDSA");
     assert_eq!(header["typ"], "at+jwt");
     let claims = claims_of(&tokens.access);
     assert_eq!(claims["iss"], "authd");
@@ -41,13 +68,66 @@ async fn issued_tokens_carry_the_contract_claims() {
     assert_eq!(claims["sid"], tokens.session.as_str());
     assert!(claims["jti"].is_string());
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
-    // A token we sign ourselves with the same claims is accepted: the forgeries below fail for their one flaw.
+    // The published key named by `kid` verifies it, as an app's own API would, with no secret of authd's.
+    let keys = jwks(&app).await;
+    let jwk = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["kid"] == header["kid"])
+        .expect("the token's key is published");
+    assert_eq!(jwk["kty"], "OKP");
+    assert!(jwk.get("d").is_none(), "a private part was published: {jwk}");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&["authd"]);
+    validation.set_issuer(&["authd"]);
+    jsonwebtoken::decode::<Value>(
+        &tokens.access,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .expect("the token verifies against the JWKS");
+    // A token we sign ourselves with the same claims and key is accepted: the forgeries below fail for their one
+    // flaw.
+    let (key, header) = server_key(&app).await;
     assert_eq!(
-        app.get_authed("/api/users/me", &sign(&access_header(), &claims, JWT_SECRET))
+        app.get_authed("/api/users/me", &sign(&header, &claims, &key))
             .await
             .status(),
         200
     );
+}
+
+/// `ACCESS_TOKEN_ALG=HS256` keeps the tokens of earlier versions: signed with `JWT_ACCESS_SECRET`, no `kid`,
+/// and nothing published.
+#[actix_web::test]
+async fn hs256_keeps_the_shared_secret_tokens() {
+    let app = spawn_app_with(&[("ACCESS_TOKEN_ALG", "HS256")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    let header = header_of(&tokens.access);
+    assert_eq!(header["alg"], "HS256");
+    assert!(header.get("kid").is_none(), "{header}");
+    let claims = claims_of(&tokens.access);
+    assert_eq!(
+        app.get_authed(
+            "/api/users/me",
+            &sign(&access_header(), &claims, &secret_key(JWT_SECRET))
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(jwks(&app).await, json!({"keys": []}));
+    let mut wrong_key = access_header();
+    wrong_key.alg = Algorithm::HS512;
+    assert_problem(
+        app.get_authed("/api/users/me", &sign(&wrong_key, &claims, &secret_key(JWT_SECRET)))
+            .await,
+        401,
+        "unauthorized",
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -75,29 +155,47 @@ async fn forged_and_flawed_tokens_are_refused() {
     wrong_audience["aud"] = json!("someone-else");
     let mut wrong_issuer = claims.clone();
     wrong_issuer["iss"] = json!("someone-else");
-    let mut plain_header = Header::new(Algorithm::HS256);
+    let (key, header) = server_key(&app).await;
+    let mut plain_header = header.clone();
     plain_header.typ = Some("JWT".to_owned());
+    let mut unknown_kid = header.clone();
+    unknown_kid.kid = Some("no-such-key".to_owned());
+    // Another Ed25519 key that claims the server key's id.
+    let sealer = authd::sealing::Sealer::new([9; 32]);
+    let now = chrono::Utc::now();
+    let stranger =
+        authd::signing::key_ring::generate(authd::signing::key_ring::KeyAlgorithm::EdDsa, &sealer, 1, now, now)
+            .unwrap();
+    let stranger = authd::signing::key_ring::KeyRing::from_rows(&[stranger], &sealer, now)
+        .unwrap()
+        .signing
+        .unwrap()
+        .encoding;
+    // The public key used as an HMAC secret: the algorithm confusion of RFC 8725, section 2.1.
+    let published = jwks(&app).await;
+    let public_x = URL_SAFE_NO_PAD
+        .decode(published["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
+    let confused = Header {
+        alg: Algorithm::HS256,
+        ..header.clone()
+    };
 
     let cases = [
         ("tampered payload", tampered),
         ("alg none", unsigned),
+        ("wrong key under the server's kid", sign(&header, &claims, &stranger)),
+        ("unknown kid", sign(&unknown_kid, &claims, &key)),
+        ("wrong audience", sign(&header, &wrong_audience, &key)),
+        ("wrong issuer", sign(&header, &wrong_issuer, &key)),
+        ("wrong typ", sign(&plain_header, &claims, &key)),
         (
-            "wrong key",
-            sign(&access_header(), &claims, "another-secret-that-is-at-least-32-bytes!"),
+            "HS256 with the shared secret",
+            sign(&access_header(), &claims, &secret_key(JWT_SECRET)),
         ),
-        ("wrong audience", sign(&access_header(), &wrong_audience, JWT_SECRET)),
-        ("wrong issuer", sign(&access_header(), &wrong_issuer, JWT_SECRET)),
-        ("wrong typ", sign(&plain_header, &claims, JWT_SECRET)),
         (
-            "HS512",
-            sign(
-                &Header {
-                    alg: Algorithm::HS512,
-                    ..access_header()
-                },
-                &claims,
-                JWT_SECRET,
-            ),
+            "HS256 keyed with the public key",
+            sign(&confused, &claims, &EncodingKey::from_secret(&public_x)),
         ),
         ("garbage", "not.a.token".to_owned()),
     ];
@@ -124,12 +222,13 @@ async fn an_expired_access_token_says_token_expired() {
     // Past the 30 s leeway.
     claims["iat"] = json!(now - 960);
     claims["exp"] = json!(now - 60);
-    let expired = sign(&access_header(), &claims, JWT_SECRET);
+    let (key, header) = server_key(&app).await;
+    let expired = sign(&header, &claims, &key);
     assert_problem(app.get_authed("/api/users/me", &expired).await, 401, "token_expired").await;
     // Inside the leeway it still works.
     claims["iat"] = json!(now - 910);
     claims["exp"] = json!(now - 10);
-    let lenient = sign(&access_header(), &claims, JWT_SECRET);
+    let lenient = sign(&header, &claims, &key);
     assert_eq!(app.get_authed("/api/users/me", &lenient).await.status(), 200);
 }
 
@@ -181,15 +280,16 @@ async fn tokens_not_yet_valid_are_refused() {
     let mut issued_later = claims.clone();
     issued_later["iat"] = json!(now + 120);
     issued_later["exp"] = json!(now + 1020);
+    let (key, header) = server_key(&app).await;
     for flawed in [not_before, issued_later] {
-        let token = sign(&access_header(), &flawed, JWT_SECRET);
+        let token = sign(&header, &flawed, &key);
         assert_problem(app.get_authed("/api/users/me", &token).await, 401, "unauthorized").await;
     }
     // Inside the leeway for clock skew, both are accepted.
     let mut skewed = claims.clone();
     skewed["nbf"] = json!(now + 5);
     skewed["iat"] = json!(now + 5);
-    let token = sign(&access_header(), &skewed, JWT_SECRET);
+    let token = sign(&header, &skewed, &key);
     assert_eq!(app.get_authed("/api/users/me", &token).await.status(), 200);
 }
 
@@ -224,7 +324,8 @@ async fn a_shorter_token_life_after_a_restart_brings_no_revoked_token_back() {
     let mut claims = claims_of(&tokens.access);
     claims["iat"] = json!(now.timestamp() - 74);
     claims["exp"] = json!(now.timestamp() - 74 + 900);
-    let issued_earlier = sign(&access_header(), &claims, JWT_SECRET);
+    let (key, header) = server_key(&before).await;
+    let issued_earlier = sign(&header, &claims, &key);
 
     let after = spawn_node_of(&before, &[("ACCESS_TOKEN_TTL", "5")]).await;
     assert_problem(

@@ -12,6 +12,8 @@ use super::smtp::MailServer;
 
 pub const JWT_SECRET: &str = "test-jwt-secret-that-is-at-least-32-bytes-long";
 pub const OTP_SECRET: &str = "test-otp-secret-that-is-at-least-32-bytes-long";
+/// Shared by every application a test starts on one database, as by the nodes of one deployment.
+pub const KEY_ENCRYPTION_SECRET: &str = "test-key-encryption-secret-at-least-32-bytes";
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
@@ -142,6 +144,7 @@ async fn spawn(overrides: &[(&str, &str)], mail: MailServer) -> TestApp {
         ("PORT".to_owned(), "0".to_owned()),
         ("DATA_DIR".to_owned(), data_dir.display().to_string()),
         ("JWT_ACCESS_SECRET".to_owned(), JWT_SECRET.to_owned()),
+        ("KEY_ENCRYPTION_SECRET".to_owned(), KEY_ENCRYPTION_SECRET.to_owned()),
         (
             "OTP_SECRET".to_owned(),
             "test-otp-secret-that-is-at-least-32-bytes-long".to_owned(),
@@ -246,6 +249,10 @@ impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.post_json("/api/auth/refresh", &json!({"refresh_token": refresh_token}))
             .await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
     }
 
     pub async fn get_authed(&self, path: &str, access_token: &str) -> Response {
