@@ -1,6 +1,7 @@
 use authd::{
     config::{Settings, TokenAlgorithm},
     descriptors,
+    services::backend_keys as backend_key_store,
     signing::{key_ring::KeyAlgorithm, rotation},
     startup::{self, Application},
     store, telemetry,
@@ -26,6 +27,21 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Keys of apps' backends, for the revocation feed and introspection.
+    BackendKeys {
+        #[command(subcommand)]
+        command: BackendKeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackendKeysCommand {
+    /// Create a key; the key alone is the last line of standard output, shown this once.
+    Create { name: String },
+    /// List the keys (never the keys themselves): id, name, created, state.
+    List,
+    /// Revoke a key by its id; every node refuses it within 5 s.
+    Revoke { id: uuid::Uuid },
 }
 
 #[derive(Subcommand)]
@@ -58,14 +74,12 @@ fn main() {
                 application.run_until_stopped().await.map_err(|error| error.to_string())
             }
             Command::Migrate => {
-                let connection = store::connect(&settings.database_url)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                store::migrate(&connection).await.map_err(|error| error.to_string())?;
+                migrated_database(&settings).await?;
                 tracing::info!("migrations applied");
                 Ok(())
             }
             Command::Keys { command } => keys(&settings, command).await,
+            Command::BackendKeys { command } => backend_keys(&settings, command).await,
         }
     });
     if let Err(error) = outcome {
@@ -82,10 +96,7 @@ async fn keys(settings: &Settings, command: KeysCommand) -> Result<(), String> {
             return Err("ACCESS_TOKEN_ALG=HS256 signs with JWT_ACCESS_SECRET: there are no keys".to_owned());
         }
     };
-    let connection = store::connect(&settings.database_url)
-        .await
-        .map_err(|error| error.to_string())?;
-    store::migrate(&connection).await.map_err(|error| error.to_string())?;
+    let connection = migrated_database(settings).await?;
     let now = authd::clock::now();
     match command {
         KeysCommand::Rotate => {
@@ -125,4 +136,52 @@ async fn keys(settings: &Settings, command: KeysCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+async fn backend_keys(settings: &Settings, command: BackendKeysCommand) -> Result<(), String> {
+    let connection = migrated_database(settings).await?;
+    let now = authd::clock::now();
+    match command {
+        BackendKeysCommand::Create { name } => {
+            let (model, key) = backend_key_store::create(&connection, &name, now)
+                .await
+                .map_err(|error| error.to_string())?;
+            println!(
+                "backend key {} ({}) created; it is shown this once:",
+                model.id, model.name
+            );
+            println!("{key}");
+        }
+        BackendKeysCommand::List => {
+            println!("id\tname\tcreated_at\tstate");
+            for key in backend_key_store::list(&connection)
+                .await
+                .map_err(|error| error.to_string())?
+            {
+                let state = key
+                    .revoked_at
+                    .map_or_else(|| "live".to_owned(), |at| format!("revoked {}", at.to_rfc3339()));
+                println!("{}\t{}\t{}\t{state}", key.id, key.name, key.created_at.to_rfc3339());
+            }
+        }
+        BackendKeysCommand::Revoke { id } => {
+            if !backend_key_store::revoke(&connection, id, now)
+                .await
+                .map_err(|error| error.to_string())?
+            {
+                return Err(format!("no live backend key has the id {id}"));
+            }
+            println!("backend key {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// The database of `settings`, migrated.
+async fn migrated_database(settings: &Settings) -> Result<sea_orm::DatabaseConnection, String> {
+    let connection = store::connect(&settings.database_url)
+        .await
+        .map_err(|error| error.to_string())?;
+    store::migrate(&connection).await.map_err(|error| error.to_string())?;
+    Ok(connection)
 }

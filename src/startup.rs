@@ -29,7 +29,7 @@ use crate::{
     realtime::{socket_slots::SocketSlots, ws_session::SocketContext},
     sealing::Sealer,
     secret::Secret,
-    services::{AppState, now, retention, revocation, seconds},
+    services::{AppState, backend_keys::BackendKeyring, now, retention, revocation, seconds},
     signing::{
         key_ring::{KeyAlgorithm, KeyError},
         refresher::KeyRefresher,
@@ -90,8 +90,18 @@ impl Application {
                 .map_err(|error| StartupError::Manager(error.to_string()))?;
         }
         let access_tokens = access_tokens(&settings, &database).await?;
+        let backend_keys = Arc::new(BackendKeyring::default());
+        backend_keys.reload(&database).await?;
+        backend_keys.spawn_reloader(database.clone());
         let session_lists = std::sync::Arc::new(SessionLists::default());
-        let bus = EventBus::new(manager.clone(), node, metrics.clone(), session_lists.clone());
+        let (log_changed, revocation_log) = tokio::sync::watch::channel(0);
+        let bus = EventBus::new(
+            manager.clone(),
+            node,
+            metrics.clone(),
+            session_lists.clone(),
+            log_changed,
+        );
         let catch_up_database = database.clone();
         bus.spawn_listener(&database, move || {
             let database = catch_up_database.clone();
@@ -111,6 +121,8 @@ impl Application {
                 &settings.otp_secret,
             )?,
             publisher: std::sync::Arc::new(bus),
+            backend_keys,
+            revocation_log,
             session_lists,
             node,
             live_sets: views,

@@ -39,6 +39,7 @@ const ALL: &[&str] = &[
     "baseline",
     "me",
     "me-hs256",
+    "introspect",
     "refresh",
     "sessions",
     "logout",
@@ -178,6 +179,8 @@ struct Fixtures {
     url: String,
     backend: String,
     tokens: AccessTokens,
+    /// Made before the server starts, so it holds the key from its first request.
+    backend_key: String,
     password_hash: String,
     data_dir: PathBuf,
     /// The PostgreSQL server the run's database was made on.
@@ -232,11 +235,15 @@ impl Fixtures {
         let keys = rotation::all(&database).await.unwrap();
         let ring = KeyRing::from_rows(&keys, &sealer, now).unwrap();
         let tokens = AccessTokens::with_key_ring(ring, "authd", Duration::from_secs(900));
+        let (_, backend_key) = authd::services::backend_keys::create(&database, "authd-bench", now)
+            .await
+            .unwrap();
         Fixtures {
             database,
             url,
             backend,
             tokens,
+            backend_key,
             password_hash,
             data_dir,
             server_url: options.postgres_url.clone(),
@@ -341,6 +348,11 @@ enum Job {
     Refresh {
         token: String,
     },
+    /// Asks whether `token` is active, with a backend key; the answer must say it is.
+    Introspect {
+        key: String,
+        token: String,
+    },
     Logout {
         tokens: Vec<String>,
     },
@@ -374,6 +386,18 @@ async fn step(client: &awc::Client, base: &str, job: &mut Job, tally: &mut Tally
                 Err(_) => false,
             }
         }
+        Job::Introspect { key, token } => match client
+            .post(format!("{base}/api/auth/introspect"))
+            .bearer_auth(key.as_str())
+            .content_type("application/x-www-form-urlencoded")
+            .send_body(format!("token={token}"))
+            .await
+        {
+            Ok(mut response) if response.status().is_success() => {
+                matches!(response.json::<Value>().await, Ok(body) if body["active"] == true)
+            }
+            _ => false,
+        },
         Job::Refresh { token } => match client
             .post(format!("{base}/api/auth/refresh"))
             .send_json(&json!({"refresh_token": token}))
@@ -889,6 +913,18 @@ fn main() {
                         String::new()
                     };
                     rows.push(row(name, &backend, connections, tally, elapsed, note));
+                }
+                "introspect" => {
+                    let (user, _) = fixtures.user().await;
+                    let devices = fixtures.devices(user, connections.min(10)).await;
+                    let jobs = (0..connections)
+                        .map(|index| Job::Introspect {
+                            key: fixtures.backend_key.clone(),
+                            token: devices[index % devices.len()].access.clone(),
+                        })
+                        .collect();
+                    let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    rows.push(row(name, &backend, connections, tally, elapsed, "active tokens, a backend key".to_owned()));
                 }
                 "me-hs256" => {
                     // A second node on the same database signing with the shared secret, as earlier versions

@@ -52,6 +52,9 @@
 //!   from). Secret: `private_key`, the PKCS #8 key sealed with XChaCha20-Poly1305 under a key derived from
 //!   `KEY_ENCRYPTION_SECRET`, its `kid` as associated data. Deleted once no token they signed can live.
 //!
+//! - `backend_keys`: keys of apps' backends (revocation feed, introspection): id, name, `created_at`,
+//!   `revoked_at`. Secret: `key_hash`, the hex SHA-256 of the key (unique); the key is shown once at creation.
+//!
 //! The keys that exist only in memory are described in the authd crate's `tokens` module.
 //!
 //! The migrations create these indexes besides the primary and unique keys: `sessions.user_id`,
@@ -59,6 +62,7 @@
 //! `mail_outbox(sent_at, next_attempt_ms)`.
 
 pub mod address_throttle;
+pub mod backend_key;
 pub mod mail_outbox;
 pub mod otp;
 pub mod refresh_token;

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod backends;
 pub mod client;
 pub mod codes;
 pub mod console;

@@ -42,6 +42,8 @@ use super::problems::PROBLEM_JSON;
         super::health::ready,
         super::health::metrics,
         super::well_known::jwks,
+        super::backends::introspect,
+        super::backends::revocation_stream,
         super::well_known::openid_configuration,
     ),
     components(schemas(super::auth::ChallengeResponse, crate::http::problems::Problem, crate::error::FieldError, crate::domain::RevocationReason)),

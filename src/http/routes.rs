@@ -2,7 +2,7 @@
 
 use actix_web::{Resource, web};
 
-use super::{account, auth, codes, console, docs, health, openapi, problems, realtime, sessions, well_known};
+use super::{account, auth, backends, codes, console, docs, health, openapi, problems, realtime, sessions, well_known};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -28,6 +28,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/api/auth/refresh", "POST").route(web::post().to(auth::refresh)))
         .service(resource("/api/auth/logout", "POST").route(web::post().to(auth::logout)))
         .service(resource("/api/auth/logout-all", "POST").route(web::post().to(auth::logout_all)))
+        .service(resource("/api/auth/introspect", "POST").route(web::post().to(backends::introspect)))
+        .service(resource("/api/revocations/stream", "GET").route(web::get().to(backends::revocation_stream)))
         .service(resource("/api/auth/ws-ticket", "POST").route(web::post().to(realtime::ticket)))
         .service(resource("/api/ws", "GET").route(web::get().to(realtime::upgrade)))
         .service(resource("/api/auth/sessions", "GET").route(web::get().to(sessions::list)))

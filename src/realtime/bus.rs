@@ -85,6 +85,8 @@ pub struct EventBus {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Every change that travels the bus drops the user's copy of the session list.
     lists: std::sync::Arc<SessionLists>,
+    /// Counts the session ends this node has heard of, so the revocation feed reads the log at once.
+    log_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl EventBus {
@@ -93,12 +95,14 @@ impl EventBus {
         node: Uuid,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         lists: std::sync::Arc<SessionLists>,
+        log_changed: tokio::sync::watch::Sender<u64>,
     ) -> Self {
         Self {
             manager,
             node,
             metrics,
             lists,
+            log_changed,
         }
     }
 
@@ -145,7 +149,12 @@ impl EventBus {
             .as_ref()
             .clone()
             .application_name(&listener_name(self.node));
-        let (manager, node, lists) = (self.manager.clone(), self.node, self.lists.clone());
+        let (manager, node, lists, log_changed) = (
+            self.manager.clone(),
+            self.node,
+            self.lists.clone(),
+            self.log_changed.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let started = std::time::Instant::now();
@@ -154,7 +163,7 @@ impl EventBus {
                     .max_connections(1)
                     .acquire_timeout(SILENCE_LIMIT)
                     .connect_lazy_with(options.clone());
-                match listen(&pool, &manager, &lists, node, &catch_up).await {
+                match listen(&pool, &manager, &lists, &log_changed, node, &catch_up).await {
                     Ok(()) => tracing::warn!("lost the event bus connection; listening again"),
                     Err(error) => tracing::warn!(%error, "the event bus failed; listening again"),
                 }
@@ -207,6 +216,7 @@ impl Publisher for EventBus {
             if let Err(error) = self.manager.send(event).await {
                 tracing::error!(%error, "the session manager did not take a revocation");
             }
+            self.log_changed.send_modify(|count| *count += 1);
         })
     }
 
@@ -219,6 +229,7 @@ impl Publisher for EventBus {
     fn missed_revocation(&self, event: SessionsRevoked) {
         self.lists.rows.invalidate(&event.user);
         self.manager.do_send(event);
+        self.log_changed.send_modify(|count| *count += 1);
     }
 }
 
@@ -267,6 +278,7 @@ async fn listen<F, Fut>(
     pool: &sqlx::PgPool,
     manager: &Addr<SessionManager>,
     lists: &SessionLists,
+    log_changed: &tokio::sync::watch::Sender<u64>,
     node: Uuid,
     catch_up: &F,
 ) -> Result<(), ListenError>
@@ -283,6 +295,7 @@ where
         lists.rows.invalidate_all();
         let events = catch_up().await.map_err(ListenError::CatchUp)?;
         events.into_iter().for_each(|event| manager.do_send(event));
+        log_changed.send_modify(|count| *count += 1);
         Ok::<_, ListenError>(listener)
     };
     let mut listener = tokio::time::timeout(SILENCE_LIMIT, start)
@@ -308,6 +321,7 @@ where
             }) => {
                 lists.rows.invalidate(&event.user);
                 manager.do_send(event);
+                log_changed.send_modify(|count| *count += 1);
             }
             Ok(Envelope {
                 message: SessionEvent::Created(event),

@@ -1,13 +1,16 @@
 //! Domain logic over the database. Services return plain values and `AppError`; they never touch HTTP.
 
 pub mod account;
+pub mod backend_keys;
 pub mod codes;
+pub mod introspection;
 pub mod login;
 pub mod otp;
 pub mod refresh;
 pub mod registration;
 pub mod retention;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod sessions;
 pub mod throttle;
 pub mod tickets;
@@ -48,6 +51,10 @@ pub struct AppState {
     /// A short-lived copy of `user` views for `GET /api/users/me`, the hottest read, and the refresh answer.
     /// Local changes drop an entry at once; a change made on another node shows within its life.
     pub user_cache: crate::cache::Cache<users::UserView>,
+    /// The live keys of apps' backends (revocation feed, introspection).
+    pub backend_keys: Arc<backend_keys::BackendKeyring>,
+    /// Changes whenever this node hears of a session end: the revocation feed then reads the log.
+    pub revocation_log: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Where a request came from, as the session records it.

@@ -10,11 +10,7 @@ use authd::signing::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::Value;
 
-use crate::helpers::{
-    TestApp,
-    app::{KEY_ENCRYPTION_SECRET, PASSWORD},
-    spawn_app, spawn_app_with, spawn_node_of,
-};
+use crate::helpers::{TestApp, app::PASSWORD, spawn_app, spawn_app_with, spawn_node_of};
 
 fn kid_of(token: &str) -> String {
     let header = token.split('.').next().unwrap();
@@ -32,33 +28,13 @@ async fn published_kids(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-/// `authd keys ...` against the app's database, as an operator runs it.
-fn keys_command(app: &TestApp, command: &str) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-        .env_clear()
-        .env("DATABASE_URL", &app.database_url)
-        .env(
-            "DATA_DIR",
-            std::env::temp_dir()
-                .join("authd-tests")
-                .join(uuid::Uuid::now_v7().to_string()),
-        )
-        .env("KEY_ENCRYPTION_SECRET", KEY_ENCRYPTION_SECRET)
-        .env("RUST_LOG", "error")
-        .args(["keys", command])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[actix_web::test]
 async fn an_emergency_rotation_signs_at_once_and_keeps_earlier_tokens_valid() {
     let app = spawn_app().await;
     let (email, before) = app.user_with_session().await;
     let old_kid = kid_of(&before.access);
 
-    let printed = keys_command(&app, "rotate");
+    let printed = app.command_line(&["keys", "rotate"]);
     let new_kid = printed.lines().last().unwrap().trim().to_owned();
     assert_ne!(new_kid, old_kid);
 
@@ -81,7 +57,7 @@ async fn an_emergency_rotation_signs_at_once_and_keeps_earlier_tokens_valid() {
     let kids = published_kids(&app).await;
     assert!(kids.contains(&old_kid) && kids.contains(&new_kid), "{kids:?}");
 
-    let listed = keys_command(&app, "list");
+    let listed = app.command_line(&["keys", "list"]);
     let state_of = |kid: &str| {
         listed
             .lines()

@@ -251,6 +251,27 @@ impl TestApp {
             .await
     }
 
+    /// Runs the `authd` binary with `arguments` on this application's database, as an operator does; answers
+    /// its standard output, after asserting it succeeded.
+    pub fn command_line(&self, arguments: &[&str]) -> String {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .env(
+                "DATA_DIR",
+                std::env::temp_dir()
+                    .join("authd-tests")
+                    .join(Uuid::now_v7().to_string()),
+            )
+            .env("KEY_ENCRYPTION_SECRET", KEY_ENCRYPTION_SECRET)
+            .env("RUST_LOG", "error")
+            .args(arguments)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
