@@ -49,6 +49,8 @@ const ALL: &[&str] = &[
     "fanout",
     "sockets",
     "cross-node",
+    "api-refusal",
+    "verifier",
     "timing",
 ];
 
@@ -781,6 +783,148 @@ async fn cross_node(fixtures: &Fixtures, trials: usize, settings: &[(&str, &str)
     )
 }
 
+/// Requests authd has answered so far, from its `/metrics` (the read itself counts once answered).
+async fn authd_requests(client: &awc::Client, base: &str) -> u64 {
+    let text = match client.get(format!("{base}/metrics")).send().await {
+        Ok(mut response) => response.body().limit(4 << 20).await.unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|line| line.starts_with("authd_http_request_duration_seconds_count"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The example API (`examples/notes-api`, with `authd-verify`) following `node`'s revocation feed: time from a
+/// logout at authd (on a second node when `across`) to the API's first refusal of that session, and how many
+/// requests the API made to authd meanwhile.
+async fn api_refusal(fixtures: &Fixtures, node: &Node, trials: usize, across: bool, settings: &[(&str, &str)]) -> Row {
+    let other = across.then(|| Node::start(&fixtures.url, &fixtures.data_dir, settings));
+    let logout_base = other.as_ref().map_or(node.base.clone(), |other| other.base.clone());
+    let verifier = authd_verify::Verifier::start(authd_verify::Config::new(&node.base, "authd", &fixtures.backend_key))
+        .await
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = format!("http://{}/notes", listener.local_addr().unwrap());
+    actix_web::rt::spawn(notes_api::serve(verifier, listener).unwrap());
+    let (user, _) = fixtures.user().await;
+    let client = awc::Client::default();
+    let status =
+        |response: Result<awc::ClientResponse<_>, _>| response.map(|response| response.status().as_u16()).unwrap_or(0);
+    let mut samples = Vec::new();
+    let mut api_calls = 0u64;
+    let before = authd_requests(&client, &node.base).await;
+    for _ in 0..trials {
+        let device = fixtures.devices(user, 1).await.remove(0);
+        assert_eq!(status(client.get(&api).bearer_auth(&device.access).send().await), 200);
+        api_calls += 1;
+        let response = client
+            .post(format!("{logout_base}/api/auth/logout"))
+            .bearer_auth(&device.access)
+            .send()
+            .await;
+        let sent = Instant::now();
+        assert_eq!(status(response), 204);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            api_calls += 1;
+            if status(client.get(&api).bearer_auth(&device.access).send().await) == 401 {
+                samples.push(sent.elapsed());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the API never refused the logged-out session"
+            );
+        }
+    }
+    // Subtract the logouts made here on this node and the first `/metrics` read.
+    let asked = authd_requests(&client, &node.base).await - before - 1 - if across { 0 } else { trials as u64 };
+    let place = if across {
+        "logout on a second node"
+    } else {
+        "logout on the API's node"
+    };
+    summarise(
+        if across {
+            "api-refusal across nodes"
+        } else {
+            "api-refusal"
+        },
+        &fixtures.backend,
+        samples,
+        format!(
+            "{trials} trials, {place}, to the API's first 401; {api_calls} API calls, {asked} requests from the API to authd"
+        ),
+    )
+}
+
+/// What `authd-verify` costs per verification on one core: a token verified before, a token seen the first time
+/// (an Ed25519 signature check), and a token of a revoked session.
+async fn verifier_costs(fixtures: &Fixtures, node: &Node, iterations: usize) -> Vec<Row> {
+    let verifier = authd_verify::Verifier::start(authd_verify::Config::new(&node.base, "authd", &fixtures.backend_key))
+        .await
+        .unwrap();
+    let (user, _) = fixtures.user().await;
+    let fresh = fixtures.devices(user, (iterations / 40).clamp(10, 5_000)).await;
+    let revoked = fixtures.devices(user, 1).await.remove(0);
+    let client = awc::Client::default();
+    let response = client
+        .post(format!("{}/api/auth/logout", node.base))
+        .bearer_auth(&revoked.access)
+        .send()
+        .await;
+    assert_eq!(response.map(|response| response.status().as_u16()).unwrap_or(0), 204);
+    while verifier.verify_now(&revoked.access).err() != Some(authd_verify::VerifyError::Revoked) {
+        actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    let per_call = |started: Instant, calls: usize| started.elapsed().as_nanos() as f64 / calls as f64;
+    let cached = &fresh[0].access;
+    assert!(verifier.verify_now(cached).is_ok());
+    let started = Instant::now();
+    for _ in 0..iterations {
+        assert!(verifier.verify_now(cached).is_ok());
+    }
+    let cached_ns = per_call(started, iterations);
+    let started = Instant::now();
+    for device in &fresh[1..] {
+        assert!(verifier.verify_now(&device.access).is_ok());
+    }
+    let uncached_ns = per_call(started, fresh.len() - 1);
+    let started = Instant::now();
+    for _ in 0..iterations {
+        assert!(verifier.verify_now(&revoked.access).is_err());
+    }
+    let revoked_ns = per_call(started, iterations);
+    [
+        ("verifier: token verified before", cached_ns, iterations),
+        (
+            "verifier: token seen the first time (Ed25519)",
+            uncached_ns,
+            fresh.len() - 1,
+        ),
+        ("verifier: token of a revoked session", revoked_ns, iterations),
+    ]
+    .into_iter()
+    .map(|(scenario, nanoseconds, calls)| Row {
+        scenario: scenario.to_owned(),
+        backend: fixtures.backend.clone(),
+        connections: 1,
+        requests: calls as u64,
+        errors: 0,
+        requests_per_second: 1e9 / nanoseconds,
+        p50_ms: nanoseconds / 1e6,
+        p99_ms: 0.0,
+        max_ms: 0.0,
+        note: format!(
+            "{:.2} us per verification, one core (p50 column: the mean)",
+            nanoseconds / 1e3
+        ),
+    })
+    .collect()
+}
+
 /// Login latency for unknown and known addresses (wrong password), interleaved.
 async fn timing(fixtures: &Fixtures, node: &Node, samples: usize) -> Vec<Row> {
     let (_, known) = fixtures.user().await;
@@ -1117,6 +1261,14 @@ fn main() {
                         eprintln!("cross-node needs --postgres-url: not run");
                     }
                 }
+                "api-refusal" => {
+                    let trials = if options.smoke { 5 } else { 100 };
+                    rows.push(api_refusal(&fixtures, &node, trials, false, &server_settings).await);
+                    if options.postgres_url.is_some() {
+                        rows.push(api_refusal(&fixtures, &node, trials, true, &server_settings).await);
+                    }
+                }
+                "verifier" => rows.extend(verifier_costs(&fixtures, &node, if options.smoke { 2_000 } else { 200_000 }).await),
                 "timing" => rows.extend(timing(&fixtures, &node, if options.smoke { 10 } else { 200 }).await),
                 _ => {}
             }

@@ -117,8 +117,8 @@ const FEED_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The revocation feed (Server-Sent Events): first every ended session whose access tokens could still be
 /// presented, then each session end as it happens, on any node. Each event is `event: revoked`, `id:` its
-/// position, `data:` a `FeedEvent`; resume with `Last-Event-ID`. A comment every 15 s keeps proxies from
-/// closing a quiet stream.
+/// position, `data:` a `FeedEvent`; resume with `Last-Event-ID`. The comment `: live` follows the snapshot (or,
+/// on a resume, what was missed); `: heartbeat` every 15 s keeps proxies from closing a quiet stream.
 #[utoipa::path(get, path = "/api/revocations/stream", tag = "backends",
     params(("Last-Event-ID" = Option<i64>, Header, description = "the id of the last event received: resume after it")),
     responses((status = 200, content_type = "text/event-stream", body = crate::services::revocation_feed::FeedEvent,
@@ -153,6 +153,7 @@ pub async fn revocation_stream(
         pending: std::collections::VecDeque::new(),
         heartbeat,
         read_now: true,
+        live: false,
     };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next_chunk().await?;
@@ -174,6 +175,8 @@ struct Feed {
     changes: tokio::sync::watch::Receiver<u64>,
     heartbeat: tokio::time::Interval,
     read_now: bool,
+    /// Whether `: live` has been sent: the snapshot (or, on a resume, what was missed) is complete.
+    live: bool,
 }
 
 impl Feed {
@@ -183,6 +186,10 @@ impl Feed {
             if let Some(event) = self.pending.pop_front() {
                 let data = serde_json::to_string(&event).ok()?;
                 return Some(format!("id: {}\nevent: revoked\ndata: {data}\n\n", event.id).into());
+            }
+            if !self.read_now && !self.live {
+                self.live = true;
+                return Some(actix_web::web::Bytes::from_static(b": live\n\n"));
             }
             if !self.read_now {
                 tokio::select! {

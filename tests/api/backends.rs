@@ -10,16 +10,6 @@ use crate::helpers::{
     spawn_app,
 };
 
-/// A live backend key, known to `app` at once (as it would be within 5 s).
-async fn backend_key(app: &TestApp) -> String {
-    let state = &app.application_state;
-    let (_, key) = authd::services::backend_keys::create(state.store.connection(), "notes-api", chrono::Utc::now())
-        .await
-        .unwrap();
-    state.backend_keys.reload(state.store.connection()).await.unwrap();
-    key
-}
-
 async fn introspect(app: &TestApp, key: &str, token: &str) -> reqwest::Response {
     app.client
         .post(app.url("/api/auth/introspect"))
@@ -84,7 +74,7 @@ impl Feed {
 #[actix_web::test]
 async fn introspection_answers_whether_a_token_is_active() {
     let app = spawn_app().await;
-    let key = backend_key(&app).await;
+    let key = app.backend_key().await;
     let (_, tokens) = app.user_with_session().await;
 
     let response = introspect(&app, &key, &tokens.access).await;
@@ -127,7 +117,7 @@ async fn introspection_answers_whether_a_token_is_active() {
 #[actix_web::test]
 async fn the_feed_sends_the_snapshot_then_each_end_live_and_resumes_after_the_last_id() {
     let app = spawn_app().await;
-    let key = backend_key(&app).await;
+    let key = app.backend_key().await;
     let (email, first) = app.user_with_session().await;
     let second = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
     let third = app.login_as(&email, PASSWORD, SAFARI_IPHONE).await;
@@ -221,13 +211,8 @@ async fn backend_keys_are_made_and_revoked_from_the_command_line() {
 #[actix_web::test]
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]
 async fn the_feed_of_one_node_tells_ends_made_on_another() {
-    assert!(
-        std::env::var("TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty()),
-        "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"
-    );
-    let first = spawn_app().await;
-    let second = crate::helpers::spawn_node_of(&first, &[]).await;
-    let key = backend_key(&first).await;
+    let (first, second) = crate::helpers::app::two_nodes().await;
+    let key = first.backend_key().await;
     let state = &second.application_state;
     state.backend_keys.reload(state.store.connection()).await.unwrap();
     let mut feed = Feed::open(&second, &key, None).await;

@@ -8,22 +8,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     TestApp,
+    app::two_nodes,
     app::{PASSWORD, SAFARI_IPHONE, Tokens, assert_problem},
-    spawn_app, spawn_node_of,
+    spawn_node_of,
     ws::Socket,
 };
-
-const NEEDS_POSTGRES: &str = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL";
-
-async fn two_nodes() -> (TestApp, TestApp) {
-    assert!(
-        std::env::var("TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty()),
-        "{NEEDS_POSTGRES}"
-    );
-    let first = spawn_app().await;
-    let second = spawn_node_of(&first, &[]).await;
-    (first, second)
-}
 
 #[actix_web::test]
 #[ignore = "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"]

@@ -14,6 +14,7 @@ mod configuration;
 mod login;
 mod operations;
 mod otp;
+mod protected_api;
 mod realtime;
 mod refresh;
 mod registration;

@@ -123,6 +123,17 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 /// Another node of `first`'s deployment: the same database and the same mail relay (any node's outbox
 /// sender may deliver a mail that another node queued).
+/// Two applications on one PostgreSQL database, as two nodes of one deployment.
+pub async fn two_nodes() -> (TestApp, TestApp) {
+    assert!(
+        std::env::var("TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty()),
+        "two nodes share a PostgreSQL database: set TEST_POSTGRES_URL"
+    );
+    let first = spawn_app().await;
+    let second = spawn_node_of(&first, &[]).await;
+    (first, second)
+}
+
 pub async fn spawn_node_of(first: &TestApp, overrides: &[(&str, &str)]) -> TestApp {
     let mut overrides = overrides.to_vec();
     overrides.push(("DATABASE_URL", &first.database_url));
@@ -270,6 +281,16 @@ impl TestApp {
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// A live backend key, known to this application at once (as it would be within 5 s).
+    pub async fn backend_key(&self) -> String {
+        let state = &self.application_state;
+        let (_, key) = authd::services::backend_keys::create(state.store.connection(), "notes-api", chrono::Utc::now())
+            .await
+            .unwrap();
+        state.backend_keys.reload(state.store.connection()).await.unwrap();
+        key
     }
 
     pub async fn get(&self, path: &str) -> Response {
