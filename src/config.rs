@@ -47,6 +47,8 @@ pub struct Settings {
     /// before it signs.
     pub jwks_max_age: Duration,
     pub otp_secret: Secret,
+    /// `BACKCHANNEL_LOGOUT_URLS`: where every session end is POSTed as an OpenID Connect logout token.
+    pub backchannel_logout_urls: Vec<String>,
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
     pub allowed_origins: Vec<String>,
@@ -127,6 +129,24 @@ impl Settings {
         };
         let signing_key_rotation = reader.seconds("SIGNING_KEY_ROTATION", 2_592_000);
         let jwks_max_age = reader.seconds("JWKS_MAX_AGE", 300);
+        let backchannel_logout_urls: Vec<String> = reader
+            .text("BACKCHANNEL_LOGOUT_URLS", "")
+            .split(',')
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
+        for url in &backchannel_logout_urls {
+            // Delivery speaks plain HTTP for now: receivers inside the deployment's network.
+            if url::Url::parse(url)
+                .map(|url| url.scheme() != "http" || url.host().is_none())
+                .unwrap_or(true)
+            {
+                reader
+                    .problems
+                    .push("BACKCHANNEL_LOGOUT_URLS must be a comma list of http:// URLs".to_owned());
+                break;
+            }
+        }
         let mail_from = reader.text("MAIL_FROM", "authd <no-reply@localhost>");
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
             reader.problems.push("MAIL_FROM is not a valid mailbox".to_owned());
@@ -228,6 +248,7 @@ impl Settings {
                 signing_key_rotation,
                 jwks_max_age,
                 otp_secret,
+                backchannel_logout_urls,
                 smtp_url,
                 mail_from,
                 allowed_origins,

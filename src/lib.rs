@@ -1,6 +1,7 @@
 //! authd: email and password or email-code sign-in, rotating refresh tokens, per-device sessions, and
 //! instant session revocation pushed to every connected device over WebSockets.
 
+pub mod backchannel;
 pub mod cache;
 pub mod clock;
 pub mod config;

@@ -10,6 +10,7 @@ use actix::Actor;
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 
 use crate::{
+    backchannel,
     config::{Settings, TokenAlgorithm},
     email::{Mailer, MailerError},
     http::{
@@ -136,6 +137,8 @@ impl Application {
         });
 
         spawn_expiry_sweeper(state.clone());
+        backchannel::register(state.store.connection(), &state.settings.backchannel_logout_urls).await?;
+        backchannel::spawn(state.clone());
 
         let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))?;
         let port = listener.local_addr()?.port();

@@ -222,6 +222,34 @@ impl AccessTokens {
         Ok((token, (expires - now.timestamp()).max(0)))
     }
 
+    /// Signs `claims` as a JWT of type `typ` with the key that signs access tokens (another type than an access
+    /// token's, so neither passes for the other).
+    pub fn sign_other<Claims: Serialize>(
+        &self,
+        typ: &str,
+        claims: &Claims,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        match &self.keys {
+            Keys::Shared { encoding, header, .. } => {
+                let mut header = header.clone();
+                header.typ = Some(typ.to_owned());
+                jsonwebtoken::encode(&header, claims, encoding)
+            }
+            Keys::Rotating { .. } => {
+                let ring = self.ring().ok_or(ErrorKind::InvalidKeyFormat)?;
+                let key = ring.signing.as_ref().ok_or(ErrorKind::InvalidKeyFormat)?;
+                let mut header = Header::new(key.algorithm.jwt_algorithm());
+                header.typ = Some(typ.to_owned());
+                header.kid = Some(key.kid.clone());
+                jsonwebtoken::encode(&header, claims, &key.encoding)
+            }
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Checks the signature, algorithm, type, issuer, audience, `nbf` and `iat`. The token's life is left to
     /// `check_life`, because a session that ended earlier answers before its expiry. With rotating keys the
     /// algorithm is the one of the key the `kid` names, and a token verified before costs a lookup.

@@ -55,6 +55,10 @@
 //! - `backend_keys`: keys of apps' backends (revocation feed, introspection): id, name, `created_at`,
 //!   `revoked_at`. Secret: `key_hash`, the hex SHA-256 of the key (unique); the key is shown once at creation.
 //!
+//! - `backchannel_receivers`: each URL of `BACKCHANNEL_LOGOUT_URLS` with its place in the revocation log
+//!   (`position`), failed attempts, `next_attempt_ms` (back-off), `claimed_until_ms` (the node delivering),
+//!   `last_error`. No secret.
+//!
 //! The keys that exist only in memory are described in the authd crate's `tokens` module.
 //!
 //! The migrations create these indexes besides the primary and unique keys: `sessions.user_id`,
@@ -62,6 +66,7 @@
 //! `mail_outbox(sent_at, next_attempt_ms)`.
 
 pub mod address_throttle;
+pub mod backchannel_receiver;
 pub mod backend_key;
 pub mod mail_outbox;
 pub mod otp;

@@ -12,6 +12,7 @@ mod m20261202_000007_bind_passwords_to_registrations;
 mod m20261202_000008_log_revocations_in_postgres;
 mod m20261202_000009_create_signing_keys;
 mod m20261202_000010_create_backend_keys;
+mod m20261202_000011_create_backchannel_receivers;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_log_revocations_in_postgres::Migration),
             Box::new(m20261202_000009_create_signing_keys::Migration),
             Box::new(m20261202_000010_create_backend_keys::Migration),
+            Box::new(m20261202_000011_create_backchannel_receivers::Migration),
         ]
     }
 }

@@ -48,6 +48,16 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// Right after the row `position`.
+    pub fn at(position: i64) -> Self {
+        Self { position, gap: None }
+    }
+
+    /// The last row delivered.
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
     /// After `last_event_id`, or, for a new subscriber, after the last row older than any token that may still
     /// be presented (the snapshot is the rest).
     pub async fn start(

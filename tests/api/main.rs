@@ -5,6 +5,7 @@
 mod helpers;
 
 mod abuse;
+mod backchannel;
 mod backends;
 mod bad_input;
 mod browser;

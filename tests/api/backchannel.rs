@@ -1,0 +1,152 @@
+//! OpenID Connect back-channel logout: every session end POSTed as a logout token to a real HTTP receiver,
+//! verifiable with the JWKS, delivered once the receiver is back.
+
+use std::{
+    net::TcpListener,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, app::PASSWORD, spawn_app_with};
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    logout_token: String,
+}
+
+/// An HTTP server that records every logout token POSTed to `/logout`.
+fn start_receiver(listener: TcpListener, tokens: Arc<Mutex<Vec<String>>>) {
+    let tokens = web::Data::from(tokens);
+    let server = HttpServer::new(move || {
+        App::new().app_data(tokens.clone()).route(
+            "/logout",
+            web::post().to(
+                |form: web::Form<LogoutForm>, tokens: web::Data<Mutex<Vec<String>>>| async move {
+                    tokens.lock().unwrap().push(form.into_inner().logout_token);
+                    HttpResponse::Ok().finish()
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+}
+
+/// The claims of `token` once verified with the published key its `kid` names.
+async fn verified_claims(app: &TestApp, token: &str) -> Value {
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["typ"], "logout+jwt");
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["kid"] == header["kid"])
+        .expect("the token's key is published");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["authd"]);
+    validation.set_issuer(&["authd"]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation)
+        .expect("the logout token verifies against the JWKS")
+        .claims
+}
+
+async fn wait_for_tokens(tokens: &Mutex<Vec<String>>, count: usize, within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let received = tokens.lock().unwrap().clone();
+        if received.len() >= count {
+            return received;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} logout tokens arrived",
+            received.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn every_session_end_reaches_the_receiver_once_even_after_it_was_down() {
+    // The receiver's address, with nothing listening there yet.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/logout");
+    let app = spawn_app_with(&[("BACKCHANNEL_LOGOUT_URLS", url.as_str())]).await;
+    let (email, laptop) = app.user_with_session().await;
+    let phone = app.login_as(&email, PASSWORD, crate::helpers::app::SAFARI_IPHONE).await;
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &laptop.access, None).await.status(),
+        204
+    );
+
+    // Delivery fails while the receiver is down, and is retried with back-off.
+    let connection = app.application_state.store.connection();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        use sea_orm::EntityTrait;
+        let receiver = entity::backchannel_receiver::Entity::find_by_id(url.clone())
+            .one(connection)
+            .await
+            .unwrap()
+            .unwrap();
+        if receiver.attempts >= 1 {
+            assert!(receiver.last_error.is_some());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt was recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    start_receiver(TcpListener::bind(("127.0.0.1", port)).unwrap(), tokens.clone());
+    let received = wait_for_tokens(&tokens, 1, Duration::from_secs(10)).await;
+    let claims = verified_claims(&app, &received[0]).await;
+    assert_eq!(claims["sid"], laptop.session.as_str());
+    assert_eq!(claims["sub"], laptop.body["user"]["id"]);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+    assert!(claims["jti"].is_string());
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120);
+
+    // With the receiver up, the next end arrives at once; nothing comes twice.
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &phone.access, None).await.status(),
+        204
+    );
+    let received = wait_for_tokens(&tokens, 2, Duration::from_secs(3)).await;
+    let claims = verified_claims(&app, &received[1]).await;
+    assert_eq!(claims["sid"], phone.session.as_str());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(tokens.lock().unwrap().len(), 2, "a logout token was delivered twice");
+}
+
+#[test]
+fn only_plain_http_receivers_are_taken() {
+    for value in ["https://receiver.example/logout", "not a url", "http://"] {
+        let lookup = |name: &str| match name {
+            "BACKCHANNEL_LOGOUT_URLS" => Some(value.to_owned()),
+            "DATA_DIR" => Some(
+                std::env::temp_dir()
+                    .join("authd-tests")
+                    .join("backchannel")
+                    .display()
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        let error = authd::config::Settings::from_lookup(lookup).unwrap_err().to_string();
+        assert!(error.contains("BACKCHANNEL_LOGOUT_URLS"), "{value}: {error}");
+    }
+}
