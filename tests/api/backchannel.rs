@@ -150,3 +150,76 @@ fn only_plain_http_receivers_are_taken() {
         assert!(error.contains("BACKCHANNEL_LOGOUT_URLS"), "{value}: {error}");
     }
 }
+
+#[actix_web::test]
+async fn a_delivery_owed_by_a_node_that_died_is_made_by_the_restarted_one() {
+    use crate::helpers::app::{JWT_SECRET, KEY_ENCRYPTION_SECRET, OTP_SECRET, fresh_database_url};
+    let database_url = fresh_database_url().await;
+    let receiver_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{receiver_port}/logout");
+    let setup = spawn_app_with(&[("DATABASE_URL", database_url.as_str())]).await;
+    let (_, tokens) = setup.user_with_session().await;
+
+    // A node of the compiled binary delivers to the receiver, which is down; the session ends there.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let data_dir = std::env::temp_dir()
+        .join("authd-tests")
+        .join(uuid::Uuid::now_v7().to_string());
+    let mut node = tokio::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", &database_url)
+        .env("DATA_DIR", &data_dir)
+        .env("JWT_ACCESS_SECRET", JWT_SECRET)
+        .env("OTP_SECRET", OTP_SECRET)
+        .env("KEY_ENCRYPTION_SECRET", KEY_ENCRYPTION_SECRET)
+        .env("BACKCHANNEL_LOGOUT_URLS", &url)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{base}/health/live")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the node did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logout = client
+        .post(format!("{base}/api/auth/logout"))
+        .bearer_auth(&tokens.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        use sea_orm::EntityTrait;
+        let receiver = entity::backchannel_receiver::Entity::find_by_id(url.clone())
+            .one(setup.application_state.store.connection())
+            .await
+            .unwrap();
+        if receiver.is_some_and(|receiver| receiver.attempts >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node made no attempt");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.kill().await.unwrap();
+
+    // The receiver comes back, and so does a node: the token owed is delivered.
+    let received = Arc::new(Mutex::new(Vec::new()));
+    start_receiver(
+        TcpListener::bind(("127.0.0.1", receiver_port)).unwrap(),
+        received.clone(),
+    );
+    let restarted = spawn_app_with(&[
+        ("DATABASE_URL", database_url.as_str()),
+        ("BACKCHANNEL_LOGOUT_URLS", url.as_str()),
+    ])
+    .await;
+    // The dead node's claim on the receiver lasts at most 30 s.
+    let received = wait_for_tokens(&received, 1, Duration::from_secs(40)).await;
+    let claims = verified_claims(&restarted, &received[0]).await;
+    assert_eq!(claims["sid"], tokens.session.as_str());
+}
