@@ -8,7 +8,8 @@
 //! gets every end, in order, once it is back (at least once: a node that stops between a delivery and its
 //! record sends that token again). A failure backs off (1 s, doubling, at most a minute) and holds the
 //! receiver's later tokens behind it. One node at a time delivers to a receiver (a 30 s claim on its row).
-//! A receiver added to the setting starts at the log's end.
+//! A receiver added to the setting, or registered by a backend with its key (`PUT /api/backchannel/receiver`),
+//! starts at the log's end; a revoked key's receiver gets nothing more.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -47,51 +48,104 @@ struct LogoutClaims {
     events: serde_json::Value,
 }
 
-/// Adds the receivers of `urls` that have no row yet, starting at the log's end.
+/// Adds the receivers of `urls` (from the setting) that have no row yet, starting at the log's end.
 pub async fn register(connection: &impl ConnectionTrait, urls: &[String]) -> Result<(), DbErr> {
     if urls.is_empty() {
         return Ok(());
     }
-    let end = session_revocation::Entity::find()
-        .order_by_desc(session_revocation::Column::Id)
-        .one(connection)
-        .await?
-        .map_or(0, |row| row.id);
+    let end = log_end(connection).await?;
     for url in urls {
-        backchannel_receiver::Entity::insert(backchannel_receiver::ActiveModel {
-            url: Set(url.clone()),
-            position: Set(end),
-            attempts: Set(0),
-            next_attempt_ms: Set(0),
-            claimed_until_ms: Set(None),
-            last_error: Set(None),
-        })
+        receiver_row(url, None, end)
+            .on_conflict(
+                OnConflict::column(backchannel_receiver::Column::Url)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes `url` the receiver of the backend key `key` (`PUT /api/backchannel/receiver`): its deliveries start
+/// at the log's end, and the key's earlier receiver, if any, gets nothing more.
+pub async fn register_for_key(connection: &impl ConnectionTrait, key: Uuid, url: &str) -> Result<(), DbErr> {
+    remove_for_key(connection, key).await?;
+    let end = log_end(connection).await?;
+    receiver_row(url, Some(key), end)
         .on_conflict(
             OnConflict::column(backchannel_receiver::Column::Url)
-                .do_nothing()
+                .update_column(backchannel_receiver::Column::BackendKeyId)
                 .to_owned(),
         )
         .exec_without_returning(connection)
         .await?;
-    }
     Ok(())
+}
+
+/// Ends the deliveries to the receiver of the backend key `key`; answers whether it had one.
+pub async fn remove_for_key(connection: &impl ConnectionTrait, key: Uuid) -> Result<bool, DbErr> {
+    let removed = backchannel_receiver::Entity::delete_many()
+        .filter(backchannel_receiver::Column::BackendKeyId.eq(key))
+        .exec(connection)
+        .await?;
+    Ok(removed.rows_affected > 0)
+}
+
+/// The id of the newest revocation log row (0 for an empty log).
+async fn log_end(connection: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    Ok(session_revocation::Entity::find()
+        .order_by_desc(session_revocation::Column::Id)
+        .one(connection)
+        .await?
+        .map_or(0, |row| row.id))
+}
+
+fn receiver_row(url: &str, key: Option<Uuid>, position: i64) -> sea_orm::Insert<backchannel_receiver::ActiveModel> {
+    backchannel_receiver::Entity::insert(backchannel_receiver::ActiveModel {
+        url: Set(url.to_owned()),
+        backend_key_id: Set(key),
+        position: Set(position),
+        attempts: Set(0),
+        next_attempt_ms: Set(0),
+        claimed_until_ms: Set(None),
+        last_error: Set(None),
+    })
+}
+
+/// The receivers to deliver to now: the setting's, and those of live backend keys.
+async fn receivers(state: &AppState) -> Result<Vec<String>, DbErr> {
+    let mut urls = state.settings.backchannel_logout_urls.clone();
+    let registered = backchannel_receiver::Entity::find()
+        .filter(backchannel_receiver::Column::BackendKeyId.is_not_null())
+        .all(state.store.connection())
+        .await?;
+    urls.extend(
+        registered
+            .into_iter()
+            .filter(|row| row.backend_key_id.is_some_and(|key| state.backend_keys.is_live(key)))
+            .map(|row| row.url),
+    );
+    Ok(urls)
 }
 
 /// Delivers to every receiver for as long as the process lives: at once when this node hears of a session end,
 /// and every second regardless. Runs on the current actix arbiter (its HTTP client is not `Send`).
 pub fn spawn(state: actix_web::web::Data<AppState>) {
-    if state.settings.backchannel_logout_urls.is_empty() {
-        return;
-    }
     actix_web::rt::spawn(async move {
         let client = awc::Client::builder().timeout(TIMEOUT).finish();
         let mut cursors: HashMap<String, Cursor> = HashMap::new();
         let mut changes = state.revocation_log.clone();
         loop {
-            for url in &state.settings.backchannel_logout_urls {
-                if let Err(error) = deliver(&state, &client, url, &mut cursors).await {
-                    tracing::warn!(%error, "cannot deliver back-channel logout tokens");
+            match receivers(&state).await {
+                Ok(urls) => {
+                    for url in &urls {
+                        if let Err(error) = deliver(&state, &client, url, &mut cursors).await {
+                            tracing::warn!(%error, "cannot deliver back-channel logout tokens");
+                        }
+                    }
                 }
+                Err(error) => tracing::warn!(%error, "cannot read the back-channel receivers"),
             }
             tokio::select! {
                 changed = changes.changed() => {

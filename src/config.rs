@@ -283,6 +283,12 @@ impl Settings {
     }
 }
 
+/// Whether `url` can receive back-channel logout tokens: an `http://` URL with a host (delivery speaks plain HTTP
+/// for now, to receivers inside the deployment's network).
+pub fn is_backchannel_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|url| url.scheme() == "http" && url.host().is_some())
+}
+
 const LONGEST_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;
 const MOST_HASH_THREADS: usize = 256;
 

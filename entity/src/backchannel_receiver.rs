@@ -7,6 +7,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub url: String,
+    /// The backend key that registered it through the API; `None` for the URLs of `BACKCHANNEL_LOGOUT_URLS`.
+    pub backend_key_id: Option<Uuid>,
     /// The id of the last revocation log row delivered (or skipped as too old to matter).
     pub position: i64,
     /// Failed deliveries in a row of the row after `position`.

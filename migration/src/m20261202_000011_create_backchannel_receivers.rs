@@ -13,6 +13,7 @@ impl MigrationTrait for Migration {
                     .table(BackchannelReceivers::Table)
                     .if_not_exists()
                     .col(string(BackchannelReceivers::Url).primary_key())
+                    .col(uuid_null(BackchannelReceivers::BackendKeyId))
                     .col(big_integer(BackchannelReceivers::Position))
                     .col(integer(BackchannelReceivers::Attempts))
                     .col(big_integer(BackchannelReceivers::NextAttemptMs))
@@ -34,6 +35,7 @@ impl MigrationTrait for Migration {
 enum BackchannelReceivers {
     Table,
     Url,
+    BackendKeyId,
     Position,
     Attempts,
     NextAttemptMs,

@@ -5,7 +5,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::bearer_token;
+use super::extract::{JsonBody, bearer_token};
 use crate::{
     error::{AppError, AppResult},
     services::{
@@ -107,6 +107,47 @@ pub async fn introspect(
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(answer))
+}
+
+/// Where a backend wants its back-channel logout tokens.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ReceiverRequest {
+    /// An `http://` URL.
+    pub url: String,
+}
+
+/// Registers the URL that receives a back-channel logout token for every session end, for the calling backend
+/// key (replacing its earlier one). Deliveries start with the next end; they stop when the key is revoked.
+#[utoipa::path(put, path = "/api/backchannel/receiver", tag = "backends", request_body = ReceiverRequest,
+    responses((status = 204),
+        (status = 401, description = "unauthorized: no live backend key", body = crate::http::problems::Problem),
+        (status = 422, description = "validation_failed: not an http:// URL", body = crate::http::problems::Problem)),
+    security(("bearer" = [])))]
+pub async fn register_receiver(
+    backend: Backend,
+    state: web::Data<AppState>,
+    body: JsonBody<ReceiverRequest>,
+) -> AppResult<HttpResponse> {
+    let url = body.0.url.trim();
+    if url.len() > 2048 || !crate::config::is_backchannel_url(url) {
+        return Err(AppError::validation("url", "must be an http:// URL"));
+    }
+    crate::backchannel::register_for_key(state.store.connection(), backend.key, url).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Stops the calling backend key's back-channel logout deliveries.
+#[utoipa::path(delete, path = "/api/backchannel/receiver", tag = "backends",
+    responses((status = 204),
+        (status = 401, description = "unauthorized: no live backend key", body = crate::http::problems::Problem),
+        (status = 404, description = "not_found: the key has no receiver", body = crate::http::problems::Problem)),
+    security(("bearer" = [])))]
+pub async fn remove_receiver(backend: Backend, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    if crate::backchannel::remove_for_key(state.store.connection(), backend.key).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(AppError::NotFound)
+    }
 }
 
 /// How often a feed reads the log when it has heard of nothing (a safety net: every end this node hears of wakes

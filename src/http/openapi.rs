@@ -44,6 +44,8 @@ use super::problems::PROBLEM_JSON;
         super::well_known::jwks,
         super::backends::introspect,
         super::backends::revocation_stream,
+        super::backends::register_receiver,
+        super::backends::remove_receiver,
         super::well_known::openid_configuration,
     ),
     components(schemas(super::auth::ChallengeResponse, crate::http::problems::Problem, crate::error::FieldError, crate::domain::RevocationReason)),

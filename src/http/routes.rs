@@ -30,6 +30,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/api/auth/logout-all", "POST").route(web::post().to(auth::logout_all)))
         .service(resource("/api/auth/introspect", "POST").route(web::post().to(backends::introspect)))
         .service(resource("/api/revocations/stream", "GET").route(web::get().to(backends::revocation_stream)))
+        .service(
+            resource("/api/backchannel/receiver", "PUT, DELETE")
+                .route(web::put().to(backends::register_receiver))
+                .route(web::delete().to(backends::remove_receiver)),
+        )
         .service(resource("/api/auth/ws-ticket", "POST").route(web::post().to(realtime::ticket)))
         .service(resource("/api/ws", "GET").route(web::get().to(realtime::upgrade)))
         .service(resource("/api/auth/sessions", "GET").route(web::get().to(sessions::list)))

@@ -78,6 +78,13 @@ impl BackendKeyring {
         self.live.read().ok()?.get(&hash_token(presented)).copied()
     }
 
+    /// Whether the key with this id is live.
+    pub fn is_live(&self, id: Uuid) -> bool {
+        self.live
+            .read()
+            .is_ok_and(|live| live.values().any(|live_id| *live_id == id))
+    }
+
     pub async fn reload(&self, connection: &impl ConnectionTrait) -> Result<(), DbErr> {
         let live = backend_key::Entity::find()
             .filter(backend_key::Column::RevokedAt.is_null())

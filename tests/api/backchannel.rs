@@ -223,3 +223,84 @@ async fn a_delivery_owed_by_a_node_that_died_is_made_by_the_restarted_one() {
     let claims = verified_claims(&restarted, &received[0]).await;
     assert_eq!(claims["sid"], tokens.session.as_str());
 }
+
+#[actix_web::test]
+async fn a_backend_registers_its_receiver_with_its_key_and_revoking_the_key_stops_it() {
+    let app = spawn_app_with(&[]).await;
+    let key = app.backend_key().await;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/logout", listener.local_addr().unwrap());
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    start_receiver(listener, tokens.clone());
+    let register = |credential: Option<String>, body: Value| {
+        let mut request = app.client.put(app.url("/api/backchannel/receiver")).json(&body);
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        request.send()
+    };
+    for refused in ["https://receiver.example/logout", "receiver", ""] {
+        let response = register(Some(key.clone()), serde_json::json!({"url": refused}))
+            .await
+            .unwrap();
+        crate::helpers::app::assert_problem(response, 422, "validation_failed").await;
+    }
+    let response = register(None, serde_json::json!({"url": url})).await.unwrap();
+    crate::helpers::app::assert_problem(response, 401, "unauthorized").await;
+    assert_eq!(
+        register(Some(key.clone()), serde_json::json!({"url": url}))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+
+    let (email, laptop) = app.user_with_session().await;
+    let phone = app.login_as(&email, PASSWORD, crate::helpers::app::SAFARI_IPHONE).await;
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &laptop.access, None).await.status(),
+        204
+    );
+    let received = wait_for_tokens(&tokens, 1, Duration::from_secs(3)).await;
+    assert_eq!(
+        verified_claims(&app, &received[0]).await["sid"],
+        laptop.session.as_str()
+    );
+
+    // The key is revoked: its receiver hears of nothing more.
+    let state = &app.application_state;
+    let id = authd::services::backend_keys::list(state.store.connection())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.name == "notes-api")
+        .unwrap()
+        .id;
+    assert!(
+        authd::services::backend_keys::revoke(state.store.connection(), id, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    state.backend_keys.reload(state.store.connection()).await.unwrap();
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &phone.access, None).await.status(),
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        tokens.lock().unwrap().len(),
+        1,
+        "a revoked key's receiver was still told"
+    );
+
+    // A live key without a receiver has nothing to remove.
+    let other = app.backend_key().await;
+    let response = app
+        .client
+        .delete(app.url("/api/backchannel/receiver"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::app::assert_problem(response, 404, "not_found").await;
+}
