@@ -113,20 +113,18 @@ fn receiver_row(url: &str, key: Option<Uuid>, position: i64) -> sea_orm::Insert<
     })
 }
 
-/// The receivers to deliver to now: the setting's, and those of live backend keys.
-async fn receivers(state: &AppState) -> Result<Vec<String>, DbErr> {
-    let mut urls = state.settings.backchannel_logout_urls.clone();
-    let registered = backchannel_receiver::Entity::find()
-        .filter(backchannel_receiver::Column::BackendKeyId.is_not_null())
+/// The receivers to deliver to now, the setting's and those of live backend keys, with their positions.
+async fn receivers(state: &AppState) -> Result<Vec<backchannel_receiver::Model>, DbErr> {
+    let rows = backchannel_receiver::Entity::find()
         .all(state.store.connection())
         .await?;
-    urls.extend(
-        registered
-            .into_iter()
-            .filter(|row| row.backend_key_id.is_some_and(|key| state.backend_keys.is_live(key)))
-            .map(|row| row.url),
-    );
-    Ok(urls)
+    Ok(rows
+        .into_iter()
+        .filter(|row| match row.backend_key_id {
+            None => state.settings.backchannel_logout_urls.contains(&row.url),
+            Some(key) => state.backend_keys.is_live(key),
+        })
+        .collect())
 }
 
 /// Delivers to every receiver for as long as the process lives: at once when this node hears of a session end,
@@ -137,15 +135,20 @@ pub fn spawn(state: actix_web::web::Data<AppState>) {
         let mut cursors: HashMap<String, Cursor> = HashMap::new();
         let mut changes = state.revocation_log.clone();
         loop {
-            match receivers(&state).await {
-                Ok(urls) => {
-                    for url in &urls {
-                        if let Err(error) = deliver(&state, &client, url, &mut cursors).await {
+            // Two reads a round; a receiver is claimed (a write) only when the log holds something for it.
+            match (receivers(&state).await, log_end(state.store.connection()).await) {
+                (Ok(receivers), Ok(end)) => {
+                    let at = now_ms();
+                    let due = receivers
+                        .iter()
+                        .filter(|receiver| receiver.position < end && receiver.next_attempt_ms <= at);
+                    for receiver in due {
+                        if let Err(error) = deliver(&state, &client, &receiver.url, &mut cursors).await {
                             tracing::warn!(%error, "cannot deliver back-channel logout tokens");
                         }
                     }
                 }
-                Err(error) => tracing::warn!(%error, "cannot read the back-channel receivers"),
+                (Err(error), _) | (_, Err(error)) => tracing::warn!(%error, "cannot read the back-channel receivers"),
             }
             tokio::select! {
                 changed = changes.changed() => {
