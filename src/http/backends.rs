@@ -36,12 +36,11 @@ impl FromRequest for Backend {
     }
 }
 
-/// RFC 7662's request: the token, and a hint that is read and ignored (authd introspects access tokens only).
+/// RFC 7662's request: the token. A `token_type_hint`, like any other field, is ignored: authd introspects
+/// access tokens only.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct IntrospectionRequest {
     pub token: String,
-    #[allow(dead_code)]
-    pub token_type_hint: Option<String>,
 }
 
 /// RFC 7662's answer: `active`, and for an active token what it says. An inactive token (malformed, forged,

@@ -85,6 +85,17 @@ async fn introspection_answers_whether_a_token_is_active() {
     assert_eq!(answer["sub"], tokens.body["user"]["id"]);
     assert_eq!(answer["sid"], tokens.session.as_str());
     assert_eq!(answer["token_type"], "access_token");
+    // RFC 7662's hint is taken and ignored.
+    let hinted = app
+        .client
+        .post(app.url("/api/auth/introspect"))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}&token_type_hint=refresh_token", tokens.access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hinted.json::<Value>().await.unwrap()["active"], true);
 
     assert_eq!(
         app.post_authed("/api/auth/logout", &tokens.access, None).await.status(),
