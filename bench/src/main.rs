@@ -783,6 +783,50 @@ async fn cross_node(fixtures: &Fixtures, trials: usize, settings: &[(&str, &str)
     )
 }
 
+/// The cumulative buckets (upper bound in seconds, count) of authd's own duration histogram for `route`'s 200
+/// answers: the time from the request's arrival in the server to its answer, without the client's side.
+async fn server_latencies(base: &str, route: &str) -> Vec<(f64, u64)> {
+    // A client of its own: a pooled connection left idle through a run has been closed by the server.
+    let client = awc::Client::default();
+    let text = match client.get(format!("{base}/metrics")).send().await {
+        Ok(mut response) => response.body().limit(4 << 20).await.unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
+    let wanted = format!("route=\"{route}\",status=\"200\"");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|line| line.starts_with("authd_http_request_duration_seconds_bucket") && line.contains(&wanted))
+        .filter_map(|line| {
+            let bound = line.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, line.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The bucket that holds the server-side p99 of the answers between two readings.
+fn server_p99(before: &[(f64, u64)], after: &[(f64, u64)]) -> String {
+    let counted = |bound: f64, buckets: &[(f64, u64)]| {
+        buckets
+            .iter()
+            .find(|(upper, _)| *upper == bound)
+            .map_or(0, |(_, count)| *count)
+    };
+    let total = counted(f64::INFINITY, after) - counted(f64::INFINITY, before);
+    let p99 = after
+        .iter()
+        .find(|(bound, count)| (count - counted(*bound, before)) as f64 >= 0.99 * total as f64)
+        .map(|(bound, _)| *bound);
+    match p99 {
+        Some(bound) if bound.is_finite() => format!("server-side p99 <= {} ms", bound * 1000.0),
+        _ => "server-side p99 over the last bucket".to_owned(),
+    }
+}
+
 /// Requests authd has answered so far, from its `/metrics` (the read itself counts once answered).
 async fn authd_requests(client: &awc::Client, base: &str) -> u64 {
     let text = match client.get(format!("{base}/metrics")).send().await {
@@ -1050,11 +1094,13 @@ fn main() {
                             token: Some(devices[index % devices.len()].access.clone()),
                         })
                         .collect();
+                    let before = server_latencies(&node.base, path).await;
                     let (tally, elapsed) = drive(&node.base, jobs, duration, threads);
+                    let inside = server_p99(&before, &server_latencies(&node.base, path).await);
                     let note = if name == "sessions" {
-                        format!("{} live sessions listed", devices.len())
+                        format!("{} live sessions listed; {inside}", devices.len())
                     } else {
-                        String::new()
+                        inside
                     };
                     rows.push(row(name, &backend, connections, tally, elapsed, note));
                 }
@@ -1089,8 +1135,10 @@ fn main() {
                             ),
                         })
                         .collect();
+                    let before = server_latencies(&shared.base, "/api/users/me").await;
                     let (tally, elapsed) = drive(&shared.base, jobs, duration, threads);
-                    rows.push(row(name, &backend, connections, tally, elapsed, "HS256 on a second node".to_owned()));
+                    let inside = server_p99(&before, &server_latencies(&shared.base, "/api/users/me").await);
+                    rows.push(row(name, &backend, connections, tally, elapsed, format!("HS256 on a second node; {inside}")));
                 }
                 "refresh" => {
                     let (user, _) = fixtures.user().await;
