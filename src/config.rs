@@ -17,7 +17,7 @@ pub enum Environment {
     Production,
 }
 
-/// What signs access tokens (`ACCESS_TOKEN_ALG`).
+/// What signs access tokens (`ACCESS_TOKEN_ALG`), spelled as JWT headers spell it (`as_str`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenAlgorithm {
     /// Ed25519 key pairs from the database, rotated, published as a JWKS (the default).
@@ -85,6 +85,18 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+impl TokenAlgorithm {
+    pub const ALL: [Self; 3] = [Self::EdDsa, Self::Es256, Self::Hs256];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+            Self::Hs256 => "HS256",
+        }
+    }
+}
+
 impl Settings {
     /// Reads the process environment after loading `.env` from the working directory (variables already set
     /// win over the file).
@@ -116,11 +128,13 @@ impl Settings {
         let default_database = format!("sqlite://{}?mode=rwc", data_dir.join("authd.db").display());
         let database_url = reader.text("DATABASE_URL", &default_database);
         let jwt_issuer = reader.text("JWT_ISSUER", "authd");
-        let access_token_algorithm = match reader.text("ACCESS_TOKEN_ALG", "EdDSA").as_str() {
-            "EdDSA" => TokenAlgorithm::EdDsa,
-            "ES256" => TokenAlgorithm::Es256,
-            "HS256" => TokenAlgorithm::Hs256,
-            _ => {
+        let named = reader.text("ACCESS_TOKEN_ALG", TokenAlgorithm::EdDsa.as_str());
+        let access_token_algorithm = match TokenAlgorithm::ALL
+            .into_iter()
+            .find(|algorithm| algorithm.as_str() == named)
+        {
+            Some(algorithm) => algorithm,
+            None => {
                 reader
                     .problems
                     .push("ACCESS_TOKEN_ALG must be `EdDSA`, `ES256` or `HS256`".to_owned());

@@ -1,8 +1,8 @@
 use authd::{
-    config::{Settings, TokenAlgorithm},
+    config::Settings,
     descriptors,
     services::backend_keys as backend_key_store,
-    signing::{key_ring::KeyAlgorithm, rotation},
+    signing::rotation,
     startup::{self, Application},
     store, telemetry,
 };
@@ -89,12 +89,8 @@ fn main() {
 }
 
 async fn keys(settings: &Settings, command: KeysCommand) -> Result<(), String> {
-    let algorithm = match settings.access_token_algorithm {
-        TokenAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
-        TokenAlgorithm::Es256 => KeyAlgorithm::Es256,
-        TokenAlgorithm::Hs256 => {
-            return Err("ACCESS_TOKEN_ALG=HS256 signs with JWT_ACCESS_SECRET: there are no keys".to_owned());
-        }
+    let Some(algorithm) = startup::key_algorithm(settings) else {
+        return Err("ACCESS_TOKEN_ALG=HS256 signs with JWT_ACCESS_SECRET: there are no keys".to_owned());
     };
     let connection = migrated_database(settings).await?;
     let now = authd::clock::now();

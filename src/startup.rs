@@ -275,16 +275,12 @@ async fn access_tokens(
     settings: &Settings,
     database: &sea_orm::DatabaseConnection,
 ) -> Result<Arc<AccessTokens>, StartupError> {
-    let algorithm = match settings.access_token_algorithm {
-        TokenAlgorithm::Hs256 => {
-            return Ok(Arc::new(AccessTokens::new(
-                &settings.jwt_access_secret,
-                &settings.jwt_issuer,
-                settings.access_token_ttl,
-            )));
-        }
-        TokenAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
-        TokenAlgorithm::Es256 => KeyAlgorithm::Es256,
+    let Some(algorithm) = key_algorithm(settings) else {
+        return Ok(Arc::new(AccessTokens::new(
+            &settings.jwt_access_secret,
+            &settings.jwt_issuer,
+            settings.access_token_ttl,
+        )));
     };
     let refresher = KeyRefresher {
         database: database.clone(),
@@ -299,6 +295,15 @@ async fn access_tokens(
     ));
     refresher.spawn(tokens.clone());
     Ok(tokens)
+}
+
+/// The key pairs `ACCESS_TOKEN_ALG` asks for; `None` for the shared secret (HS256), which has none.
+pub fn key_algorithm(settings: &Settings) -> Option<KeyAlgorithm> {
+    match settings.access_token_algorithm {
+        TokenAlgorithm::EdDsa => Some(KeyAlgorithm::EdDsa),
+        TokenAlgorithm::Es256 => Some(KeyAlgorithm::Es256),
+        TokenAlgorithm::Hs256 => None,
+    }
 }
 
 /// What seals the signing keys' private parts.

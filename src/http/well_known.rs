@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde::Serialize;
 
-use crate::{config::TokenAlgorithm, services::AppState};
+use crate::services::AppState;
 
 /// The public signing keys (RFC 7517), never a private part. Empty with `ACCESS_TOKEN_ALG=HS256`, whose shared
 /// secret is never published.
@@ -56,11 +56,7 @@ pub async fn openid_configuration(state: web::Data<AppState>, request: HttpReque
         let connection = request.connection_info();
         format!("{}://{}", connection.scheme(), connection.host())
     };
-    let algorithm = match state.settings.access_token_algorithm {
-        TokenAlgorithm::EdDsa => "EdDSA",
-        TokenAlgorithm::Es256 => "ES256",
-        TokenAlgorithm::Hs256 => "HS256",
-    };
+    let algorithm = state.settings.access_token_algorithm.as_str();
     let document = Discovery {
         issuer: issuer.clone(),
         jwks_uri: format!("{base}/.well-known/jwks.json"),

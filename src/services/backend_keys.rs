@@ -103,7 +103,8 @@ impl BackendKeyring {
     pub fn spawn_reloader(self: &Arc<Self>, database: DatabaseConnection) {
         let keyring = Arc::clone(self);
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(RELOAD_INTERVAL);
+            // Start-up loaded them a moment ago: the first round is one interval away.
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + RELOAD_INTERVAL, RELOAD_INTERVAL);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;

@@ -32,7 +32,8 @@ impl KeyRefresher {
     /// Runs for as long as the process lives, putting each new ring into `tokens`.
     pub fn spawn(self, tokens: Arc<AccessTokens>) {
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(RELOAD_INTERVAL);
+            // Start-up loaded them a moment ago: the first round is one interval away.
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + RELOAD_INTERVAL, RELOAD_INTERVAL);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
