@@ -76,6 +76,11 @@ pub struct Settings {
     /// login flood, for a database on the same machine: its commits slow down whenever every core is busy,
     /// even with work of the lowest priority.
     pub password_hash_threads: usize,
+    /// How recent a session's last authentication must be for a sensitive change made without the password in
+    /// the same request (`REAUTHENTICATION_MAX_AGE`, 600 s).
+    pub reauthentication_max_age: Duration,
+    /// The name authenticator apps show beside the account (`TOTP_ISSUER`, `authd`).
+    pub totp_issuer: String,
 }
 
 /// Every problem found in the configuration, each naming its variable and never its value.
@@ -198,6 +203,14 @@ impl Settings {
         let ws_max_sockets_per_session = reader.number("WS_MAX_SOCKETS_PER_SESSION", 8usize);
         let ws_max_sockets_per_user = reader.number("WS_MAX_SOCKETS_PER_USER", 64usize);
         let ws_connects_per_minute = reader.number("WS_CONNECTS_PER_MINUTE", 60u32);
+        let reauthentication_max_age = reader.seconds("REAUTHENTICATION_MAX_AGE", 600);
+        let totp_issuer = reader.text("TOTP_ISSUER", "authd").trim().to_owned();
+        // The otpauth label is `issuer:account`: a colon would move the split.
+        if totp_issuer.is_empty() || totp_issuer.contains(':') {
+            reader
+                .problems
+                .push("TOTP_ISSUER must be a non-empty name without ':'".to_owned());
+        }
         for (name, value) in [
             ("WS_MAX_SOCKETS_PER_SESSION", ws_max_sockets_per_session),
             ("WS_MAX_SOCKETS_PER_USER", ws_max_sockets_per_user),
@@ -222,6 +235,7 @@ impl Settings {
             ("WS_CLIENT_TIMEOUT", ws_client_timeout),
             ("SIGNING_KEY_ROTATION", signing_key_rotation),
             ("JWKS_MAX_AGE", jwks_max_age),
+            ("REAUTHENTICATION_MAX_AGE", reauthentication_max_age),
         ] {
             if value.is_zero() {
                 reader.problems.push(format!("{name} must be at least 1 second"));
@@ -282,6 +296,8 @@ impl Settings {
                 ws_max_sockets_per_user,
                 ws_connects_per_minute,
                 password_hash_threads,
+                reauthentication_max_age,
+                totp_issuer,
             }),
             _ => Err(ConfigError { problems }),
         }

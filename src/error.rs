@@ -66,6 +66,12 @@ pub enum AppError {
     OtpAttemptsExceeded,
     #[error("invalid challenge")]
     ChallengeInvalid,
+    #[error("reauthentication required")]
+    ReauthenticationRequired,
+    #[error("authenticator app already on")]
+    TotpAlreadyEnabled,
+    #[error("authenticator app not on")]
+    TotpNotEnabled,
     #[error("invalid refresh token")]
     RefreshTokenInvalid,
     #[error("refresh token reused")]
@@ -186,6 +192,9 @@ impl AppError {
             Self::OtpExpired => ErrorCode::OtpExpired,
             Self::OtpAttemptsExceeded => ErrorCode::OtpAttemptsExceeded,
             Self::ChallengeInvalid => ErrorCode::ChallengeInvalid,
+            Self::ReauthenticationRequired => ErrorCode::ReauthenticationRequired,
+            Self::TotpAlreadyEnabled => ErrorCode::TotpAlreadyEnabled,
+            Self::TotpNotEnabled => ErrorCode::TotpNotEnabled,
             Self::RefreshTokenInvalid => ErrorCode::RefreshTokenInvalid,
             Self::RefreshTokenReused => ErrorCode::RefreshTokenReused,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
@@ -218,6 +227,9 @@ pub enum ErrorCode {
     OtpExpired,
     OtpAttemptsExceeded,
     ChallengeInvalid,
+    ReauthenticationRequired,
+    TotpAlreadyEnabled,
+    TotpNotEnabled,
     RefreshTokenInvalid,
     RefreshTokenReused,
     RateLimited,
@@ -246,6 +258,9 @@ impl ErrorCode {
             Self::OtpExpired => "otp_expired",
             Self::OtpAttemptsExceeded => "otp_attempts_exceeded",
             Self::ChallengeInvalid => "challenge_invalid",
+            Self::ReauthenticationRequired => "reauthentication_required",
+            Self::TotpAlreadyEnabled => "totp_already_enabled",
+            Self::TotpNotEnabled => "totp_not_enabled",
             Self::RefreshTokenInvalid => "refresh_token_invalid",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::RateLimited => "rate_limited",

@@ -114,6 +114,8 @@ impl Application {
             access_tokens,
             refresh_keys: HmacKey::derive(&settings.jwt_access_secret, "authd refresh token successor"),
             otp_keys: HmacKey::derive(&settings.otp_secret, "authd one-time code"),
+            factor_keys: HmacKey::derive(&settings.otp_secret, "authd recovery code"),
+            factor_sealer: Sealer::new(HmacKey::derive(&settings.otp_secret, "authd authenticator secret").mac(&[])),
             mailer: Mailer::start(
                 database.clone(),
                 settings.smtp_url.as_ref(),

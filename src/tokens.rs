@@ -67,6 +67,19 @@ pub struct AccessClaims {
     /// every node without a database read. Absent from tokens of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sxp: Option<i64>,
+    /// How the session was authenticated (RFC 8176 values: `pwd`, `otp`, `mfa`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the session's user last authenticated: its sign-in or latest reauthentication (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// What a token says of how its session was authenticated.
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticationClaims {
+    pub methods: Vec<&'static str>,
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -196,6 +209,18 @@ impl AccessTokens {
         session_ends_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
+        self.issue_with(user, session, session_ends_at, &AuthenticationClaims::default(), now)
+    }
+
+    /// `issue`, saying how the session was authenticated (`amr`, `auth_time`).
+    pub fn issue_with(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        session_ends_at: DateTime<Utc>,
+        authentication: &AuthenticationClaims,
+        now: DateTime<Utc>,
+    ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
         let expires = (now.timestamp().saturating_add(lifetime)).min(session_ends_at.timestamp());
         let claims = AccessClaims {
@@ -207,6 +232,12 @@ impl AccessTokens {
             iat: now.timestamp(),
             exp: expires,
             sxp: Some(session_ends_at.timestamp()),
+            amr: authentication
+                .methods
+                .iter()
+                .map(|method| (*method).to_owned())
+                .collect(),
+            auth_time: authentication.at.map(|at| at.timestamp()),
         };
         let token = match &self.keys {
             Keys::Shared { encoding, header, .. } => jsonwebtoken::encode(header, &claims, encoding)?,
@@ -484,6 +515,8 @@ mod tests {
             iat: revoked_at + leeway,
             exp: revoked_at + leeway + 900,
             sxp: None,
+            amr: Vec::new(),
+            auth_time: None,
         };
         let forgotten_at = revoked_at + i64::try_from(revocation_window(tokens.lifetime()).as_secs()).unwrap();
         assert_eq!(tokens.check_life(&claims, forgotten_at - 1), Ok(()));

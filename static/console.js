@@ -2,7 +2,8 @@
 //
 // The refresh token lives only in the HttpOnly cookie the server sets (Path=/api/auth); this script never sees or
 // stores it. The access token is kept in memory only, renewed through POST /api/auth/refresh shortly before it
-// expires, and dropped as soon as the session ends.
+// expires, and dropped as soon as the session ends. What two-step verification shows only once (an authenticator
+// app's secret, recovery codes) stays in the page only until its form is closed.
 "use strict";
 
 (() => {
@@ -28,6 +29,36 @@
     refresh_token_invalid: "the session is no longer valid",
     unauthorized: "the sign-in is no longer valid",
   };
+
+  /** Words for the changes to two-step verification another device announces over the WebSocket. */
+  const SECURITY_CHANGES = {
+    totp_enabled: "the authenticator app was turned on",
+    totp_disabled: "the authenticator app was turned off",
+    recovery_codes_regenerated: "new recovery codes were made",
+    email_otp_enabled: "the email code was turned on",
+    email_otp_disabled: "the email code was turned off",
+  };
+
+  /** How the code step looks for each second step a sign-in challenge can offer. */
+  const METHODS = {
+    email_otp: {
+      title: "Enter the 6-digit code",
+      label: "Code from the email",
+      lead: (email) => `This account asks for a second step: we sent a 6-digit code to ${email}.`,
+    },
+    totp: {
+      title: "Two-step verification",
+      label: "Code from your authenticator app",
+      lead: () => "This account asks for a second step: enter the 6-digit code your authenticator app shows now.",
+    },
+    recovery_code: {
+      title: "Use a recovery code",
+      label: "Recovery code",
+      lead: () => "Enter one of the recovery codes you saved when you set up the authenticator app. Each one works once.",
+    },
+  };
+  // The app is the quickest when it is on; a recovery code is the last resort, as it is used up.
+  const METHOD_PREFERENCE = ["totp", "email_otp", "recovery_code"];
 
   /** Words for the same reasons when this page asked for it. */
   const OWN_REASONS = {
@@ -56,7 +87,10 @@
     reconnectTimer: 0,
     reconnectDelay: RECONNECT_MIN_MS,
     revokedReason: null, // from the session_revoked frame, used when the 4001 close follows
-    code: null, // the code step: {mode: "verify_email" | "login" | "mfa", email, challengeId?, registration?}
+    code: null, // the code step: {mode: "verify_email" | "login" | "mfa", email, challengeId?, methods?, method?, registration?}
+    factors: null, // GET /api/users/me/mfa: {email_otp, totp, recovery_codes_left}
+    panel: null, // the open form of the two-step verification card, a key of `panels`
+    reauthenticate: null, // the SENSITIVE_ACTIONS key the password form sends again
     ownAction: null, // the reason code this page's own request in flight would end the session with
   };
 
@@ -80,7 +114,11 @@
     codeForm: $("code-form"),
     codeTitle: $("code-title"),
     codeLead: $("code-lead"),
+    codeLabel: $("code-label"),
     codeInput: $("code-input"),
+    mailHint: $("mail-hint"),
+    codeMethods: $("code-methods"),
+    methodButtons: [$("use-totp"), $("use-recovery-code"), $("use-email-otp")],
     codeResend: $("code-resend"),
     codeBack: $("code-back"),
     signedOut: $("signed-out"),
@@ -102,6 +140,48 @@
     logoutOthers: $("logout-others"),
     logoutAll: $("logout-all"),
     toasts: $("toasts"),
+    factorList: $("factor-list"),
+    emailOtpStatus: $("email-otp-status"),
+    emailOtpToggle: $("email-otp-toggle"),
+    totpStatus: $("totp-status"),
+    totpSetup: $("totp-setup"),
+    totpDisable: $("totp-disable"),
+    recoveryCodesLeft: $("recovery-codes-left"),
+    recoveryCodesNew: $("recovery-codes-new"),
+    securityError: $("security-error"),
+    securityFoot: $("security-foot"),
+    reauthenticateForm: $("reauthenticate-form"),
+    reauthenticateLead: $("reauthenticate-lead"),
+    reauthenticatePassword: $("reauthenticate-password"),
+    reauthenticateSubmit: $("reauthenticate-submit"),
+    emailOtpForm: $("email-otp-form"),
+    emailOtpTitle: $("email-otp-title"),
+    emailOtpPassword: $("email-otp-password"),
+    emailOtpSubmit: $("email-otp-submit"),
+    totpSetupForm: $("totp-setup-form"),
+    totpQr: $("totp-qr"),
+    totpSecret: $("totp-secret"),
+    totpLinkLine: $("totp-link-line"),
+    totpLink: $("totp-link"),
+    totpCode: $("totp-code"),
+    totpConfirm: $("totp-confirm"),
+    totpDisableForm: $("totp-disable-form"),
+    totpDisablePassword: $("totp-disable-password"),
+    totpDisableCode: $("totp-disable-code"),
+    totpDisableSubmit: $("totp-disable-submit"),
+    recoveryCodesPanel: $("recovery-codes-panel"),
+    recoveryCodes: $("recovery-codes"),
+    recoveryCodesSaved: $("recovery-codes-saved"),
+    recoveryCodesCopy: $("recovery-codes-copy"),
+  };
+
+  /** The forms of the two-step verification card; at most one is open. */
+  const panels = {
+    reauthenticate: el.reauthenticateForm,
+    email_otp: el.emailOtpForm,
+    totp_setup: el.totpSetupForm,
+    totp_disable: el.totpDisableForm,
+    recovery_codes: el.recoveryCodesPanel,
   };
 
   const show = (node, visible) => {
@@ -308,8 +388,10 @@
     el.loginPassword.value = "";
     el.registerPassword.value = "";
     el.codeInput.value = "";
+    resetSecurity();
     setWsStatus(false);
     loadSessions();
+    loadFactors();
     startPolling();
     state.reconnectDelay = RECONNECT_MIN_MS;
     connectSocket();
@@ -343,6 +425,7 @@
     show(el.signedIn, false);
     show(el.live, false);
     el.sessionList.replaceChildren();
+    resetSecurity();
     showAuthForms();
     show(el.authView, true);
     if (state.user) el.loginEmail.value = state.user.email;
@@ -437,6 +520,7 @@
         state.reconnectDelay = RECONNECT_MIN_MS;
         el.devicesFoot.textContent = "";
         loadSessions(); // our own dot just turned green
+        loadFactors(); // a change may have been announced while this page was not connected
         break;
       case "session_revoked":
         if (!message.session_id || message.session_id === state.sessionId) {
@@ -470,6 +554,12 @@
           }
         }
         loadSessions();
+        break;
+      }
+      case "security_changed": {
+        const words = SECURITY_CHANGES[message.change];
+        toast(words ? `On another device, ${words}.` : "Two-step verification was changed on another device.");
+        loadFactors();
         break;
       }
       default:
@@ -687,6 +777,338 @@
 
   el.dismissSignedOut.addEventListener("click", () => show(el.signedOut, false));
 
+  // ---------------------------------------------------------------- two-step verification
+
+  function showSecurityError(message) {
+    el.securityError.textContent = message;
+    show(el.securityError, Boolean(message));
+  }
+
+  function clearSecurityError() {
+    showSecurityError("");
+  }
+
+  /** Closes the open form and forgets what it held: passwords, the app's secret, recovery codes. */
+  function closePanel() {
+    for (const panel of Object.values(panels)) show(panel, false);
+    for (const input of [el.reauthenticatePassword, el.emailOtpPassword, el.totpCode, el.totpDisablePassword, el.totpDisableCode]) {
+      input.value = "";
+    }
+    el.totpSecret.textContent = "";
+    el.totpQr.removeAttribute("src");
+    el.totpLink.removeAttribute("href");
+    el.recoveryCodes.replaceChildren();
+    state.panel = null;
+    state.reauthenticate = null;
+    renderFactors();
+  }
+
+  function openPanel(name) {
+    closePanel();
+    clearSecurityError();
+    state.panel = name;
+    show(panels[name], true);
+    renderFactors();
+  }
+
+  function resetSecurity() {
+    state.factors = null;
+    closePanel();
+    clearSecurityError();
+    el.securityFoot.textContent = "";
+  }
+
+  function setFactorState(node, enabled) {
+    node.textContent = enabled === null ? "…" : enabled ? "On" : "Off";
+    node.classList.toggle("is-on", enabled === true);
+    if (enabled === null) delete node.dataset.enabled;
+    else node.dataset.enabled = String(enabled);
+  }
+
+  function renderFactors() {
+    const factors = state.factors;
+    const known = Boolean(factors);
+    setFactorState(el.emailOtpStatus, known ? Boolean(factors.email_otp) : null);
+    setFactorState(el.totpStatus, known ? Boolean(factors.totp) : null);
+    show(el.emailOtpToggle, known);
+    el.emailOtpToggle.textContent = known && factors.email_otp ? "Turn off" : "Turn on";
+    show(el.totpSetup, known && !factors.totp);
+    show(el.totpDisable, known && Boolean(factors.totp));
+    show(el.recoveryCodesNew, known && Boolean(factors.totp));
+    const left = known && factors.totp ? Number(factors.recovery_codes_left) || 0 : null;
+    el.recoveryCodesLeft.textContent = left === null ? "" : `${left} ${left === 1 ? "recovery code" : "recovery codes"} left`;
+    if (left === null) delete el.recoveryCodesLeft.dataset.count;
+    else el.recoveryCodesLeft.dataset.count = String(left);
+    el.recoveryCodesLeft.classList.toggle("is-low", left !== null && left <= 3);
+    // Codes on screen are shown only once: no other change until they are put away.
+    el.factorList.inert = state.panel === "recovery_codes";
+  }
+
+  /** Which state of the authenticator app each form assumes; another device can change it under an open form. */
+  const NEEDS_TOTP = { totp_setup: false, totp_disable: true, recovery_codes_new: true };
+
+  let factorsSeq = 0;
+  async function loadFactors() {
+    if (!state.signedIn) return;
+    const epoch = state.epoch;
+    const seq = ++factorsSeq;
+    try {
+      const factors = await api("GET", "/api/users/me/mfa");
+      if (epoch !== state.epoch || seq !== factorsSeq) return; // a newer answer wins
+      state.factors = factors || {};
+      el.securityFoot.textContent = "";
+      const action = state.panel === "reauthenticate" ? state.reauthenticate : state.panel;
+      const needs = NEEDS_TOTP[action];
+      if (needs !== undefined && needs !== Boolean(state.factors.totp)) {
+        closePanel();
+        showSecurityError("The authenticator app was changed on another device meanwhile.");
+      }
+      renderFactors();
+    } catch (error) {
+      if (epoch === state.epoch && state.signedIn && error.code !== "token_expired") {
+        el.securityFoot.textContent = `Could not load the two-step verification settings: ${error.message}`;
+      }
+    }
+  }
+
+  /** A change the server answered for this page: shown at once, then read back for the recovery code count. */
+  function factorsChanged(change, user) {
+    if (user && user.email) {
+      state.user = user;
+      renderProfile();
+    }
+    state.factors = { ...(state.factors || {}), ...change };
+    renderFactors();
+    loadFactors();
+  }
+
+  function showRecoveryCodes(codes) {
+    openPanel("recovery_codes");
+    const items = (Array.isArray(codes) ? codes : []).map((code) => {
+      const item = document.createElement("li");
+      item.dataset.testid = "recovery-code";
+      item.textContent = String(code);
+      return item;
+    });
+    el.recoveryCodes.replaceChildren(...items);
+    el.recoveryCodesSaved.focus();
+  }
+
+  function showTotpSetup(enrolment) {
+    openPanel("totp_setup");
+    const image = String(enrolment.qr_code || "");
+    const hasImage = image.startsWith("data:image/");
+    if (hasImage) el.totpQr.src = image;
+    show(el.totpQr, hasImage);
+    el.totpSecret.textContent = String(enrolment.secret || "");
+    const uri = String(enrolment.otpauth_uri || "");
+    const hasUri = uri.startsWith("otpauth://");
+    if (hasUri) el.totpLink.href = uri;
+    show(el.totpLinkLine, hasUri);
+    el.totpCode.focus();
+  }
+
+  /** Changes the server accepts only soon after a sign-in, or with the password in the body. */
+  const SENSITIVE_ACTIONS = {
+    totp_setup: {
+      path: "/api/users/me/mfa/totp",
+      lead: "You signed in a while ago: enter your password to set up an authenticator app.",
+      done: showTotpSetup,
+    },
+    recovery_codes_new: {
+      path: "/api/users/me/mfa/recovery-codes",
+      lead: "You signed in a while ago: enter your password to make new recovery codes.",
+      done: (answer) => {
+        showRecoveryCodes(answer.recovery_codes);
+        factorsChanged({ recovery_codes_left: (answer.recovery_codes || []).length });
+      },
+    },
+  };
+
+  /** Without a recent sign-in the server answers reauthentication_required: ask for the password, then send again. */
+  async function runSensitive(name, password) {
+    const action = SENSITIVE_ACTIONS[name];
+    const epoch = state.epoch;
+    clearSecurityError();
+    try {
+      const answer = await api("POST", action.path, password === undefined ? {} : { password });
+      if (epoch !== state.epoch) return;
+      action.done(answer || {});
+    } catch (error) {
+      if (epoch !== state.epoch) return;
+      if (error.code === "reauthentication_required" && password === undefined) {
+        openPanel("reauthenticate");
+        state.reauthenticate = name;
+        el.reauthenticateLead.textContent = action.lead;
+        el.reauthenticatePassword.focus();
+        return;
+      }
+      const retryable = error.status === 0 || ["invalid_password", "account_locked", "validation_failed"].includes(error.code);
+      if (password !== undefined && retryable) {
+        showSecurityError(error.message);
+        el.reauthenticatePassword.select();
+        return;
+      }
+      if (state.panel === "reauthenticate") closePanel();
+      showSecurityError(error.message);
+      if (["totp_already_enabled", "totp_not_enabled"].includes(error.code)) loadFactors();
+    }
+  }
+
+  el.totpSetup.addEventListener("click", () => busy(el.totpSetup, () => runSensitive("totp_setup")));
+  el.recoveryCodesNew.addEventListener("click", () => busy(el.recoveryCodesNew, () => runSensitive("recovery_codes_new")));
+
+  el.reauthenticateForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = state.reauthenticate;
+    const password = el.reauthenticatePassword.value;
+    if (!name) return;
+    if (!password) {
+      showSecurityError("Enter your password.");
+      el.reauthenticatePassword.focus();
+      return;
+    }
+    busy(el.reauthenticateSubmit, () => runSensitive(name, password));
+  });
+
+  el.totpCode.addEventListener("input", () => {
+    const digits = el.totpCode.value.replace(/\D/g, "").slice(0, 6);
+    if (digits !== el.totpCode.value) el.totpCode.value = digits;
+  });
+
+  el.totpSetupForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const code = el.totpCode.value.trim();
+    if (!/^\d{6}$/.test(code)) {
+      showSecurityError("The code has 6 digits.");
+      el.totpCode.focus();
+      return;
+    }
+    busy(el.totpConfirm, async () => {
+      clearSecurityError();
+      const epoch = state.epoch;
+      try {
+        const answer = await api("POST", "/api/users/me/mfa/totp/confirm", { code });
+        if (epoch !== state.epoch) return;
+        const codes = (answer && answer.recovery_codes) || [];
+        showRecoveryCodes(codes);
+        factorsChanged({ totp: true, recovery_codes_left: codes.length }, answer && answer.user);
+        toast("Authenticator app turned on", "success");
+      } catch (error) {
+        if (epoch !== state.epoch) return;
+        if (error.code === "totp_not_enabled") {
+          // The setup expired or was restarted elsewhere: its QR code is no longer the one to scan.
+          closePanel();
+          showSecurityError(`${error.message} Start the setup again.`);
+          loadFactors();
+          return;
+        }
+        showSecurityError(error.message);
+        el.totpCode.select();
+      }
+    });
+  });
+
+  el.totpDisable.addEventListener("click", () => {
+    openPanel("totp_disable");
+    el.totpDisablePassword.focus();
+  });
+
+  el.totpDisableForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const password = el.totpDisablePassword.value;
+    const code = el.totpDisableCode.value.trim().toLowerCase();
+    if (!password) {
+      showSecurityError("Enter your password.");
+      el.totpDisablePassword.focus();
+      return;
+    }
+    if (!code) {
+      showSecurityError("Enter a code from your authenticator app, or a recovery code.");
+      el.totpDisableCode.focus();
+      return;
+    }
+    busy(el.totpDisableSubmit, async () => {
+      clearSecurityError();
+      const epoch = state.epoch;
+      try {
+        const answer = await api("DELETE", "/api/users/me/mfa/totp", { password, code });
+        if (epoch !== state.epoch) return;
+        closePanel();
+        factorsChanged({ totp: false, recovery_codes_left: 0 }, answer && answer.user ? answer.user : answer);
+        toast("Authenticator app turned off", "success");
+      } catch (error) {
+        if (epoch !== state.epoch) return;
+        showSecurityError(error.message);
+        if (error.code === "invalid_password") el.totpDisablePassword.select();
+        else if (error.code === "otp_invalid") el.totpDisableCode.select();
+        else if (error.code === "totp_not_enabled") {
+          closePanel();
+          showSecurityError(error.message);
+          loadFactors();
+        }
+      }
+    });
+  });
+
+  el.emailOtpToggle.addEventListener("click", () => {
+    if (!state.factors) return;
+    const enable = !state.factors.email_otp;
+    openPanel("email_otp");
+    el.emailOtpForm.dataset.enable = String(enable);
+    el.emailOtpTitle.textContent = enable ? "Turn on the email code" : "Turn off the email code";
+    el.emailOtpSubmit.textContent = enable ? "Turn on" : "Turn off";
+    el.emailOtpPassword.focus();
+  });
+
+  el.emailOtpForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const enabled = el.emailOtpForm.dataset.enable === "true";
+    const password = el.emailOtpPassword.value;
+    if (!password) {
+      showSecurityError("Enter your password.");
+      el.emailOtpPassword.focus();
+      return;
+    }
+    busy(el.emailOtpSubmit, async () => {
+      clearSecurityError();
+      const epoch = state.epoch;
+      try {
+        const user = await api("PUT", "/api/users/me/mfa/email-otp", { enabled, password });
+        if (epoch !== state.epoch) return;
+        closePanel();
+        factorsChanged({ email_otp: enabled }, user);
+        toast(enabled ? "Email code turned on" : "Email code turned off", "success");
+      } catch (error) {
+        if (epoch !== state.epoch) return;
+        showSecurityError(error.message);
+        el.emailOtpPassword.select();
+      }
+    });
+  });
+
+  for (const button of document.querySelectorAll("[data-panel-cancel]")) {
+    button.addEventListener("click", () => {
+      closePanel();
+      clearSecurityError();
+    });
+  }
+
+  el.recoveryCodesSaved.addEventListener("click", () => {
+    closePanel();
+    clearSecurityError();
+  });
+
+  el.recoveryCodesCopy.addEventListener("click", async () => {
+    const text = [...el.recoveryCodes.children].map((item) => item.textContent).join("\n");
+    try {
+      await navigator.clipboard.writeText(text);
+      toast("Recovery codes copied", "success");
+    } catch {
+      toast("This browser does not allow copying here: select the codes and copy them by hand.");
+    }
+  });
+
   // ---------------------------------------------------------------- forms
 
   function showAuthForms() {
@@ -697,17 +1119,68 @@
 
   function showCodeStep(code) {
     state.code = code;
-    const leads = {
-      verify_email: `We sent a 6-digit code to ${code.email} to confirm the address.`,
-      login: `We sent a 6-digit sign-in code to ${code.email} (if it has a verified account).`,
-      mfa: `This account asks for a second step: we sent a 6-digit code to ${code.email}.`,
-    };
-    el.codeTitle.textContent = code.mode === "verify_email" ? "Confirm your email" : "Enter the 6-digit code";
-    el.codeLead.textContent = leads[code.mode];
-    el.codeInput.value = "";
     show(el.authForms, false);
     show(el.codeForm, true);
+    renderCodeStep();
+  }
+
+  /** A sign-in that needs a second step: the challenge names the methods it accepts. */
+  function showSecondStep(email, challenge) {
+    const offered = Array.isArray(challenge.methods) ? challenge.methods : [];
+    const methods = METHOD_PREFERENCE.filter((method) => offered.includes(method));
+    if (!methods.length) {
+      showAuthForms();
+      showError("This account needs a second step this console does not support.");
+      return;
+    }
+    showCodeStep({ mode: "mfa", email, challengeId: challenge.challenge_id, methods, method: methods[0] });
+  }
+
+  function renderCodeStep() {
+    const code = state.code;
+    const method = code.mode === "mfa" ? code.method : null;
+    if (method) {
+      el.codeTitle.textContent = METHODS[method].title;
+      el.codeLead.textContent = METHODS[method].lead(code.email);
+      el.codeLabel.textContent = METHODS[method].label;
+    } else {
+      const leads = {
+        verify_email: `We sent a 6-digit code to ${code.email} to confirm the address.`,
+        login: `We sent a 6-digit sign-in code to ${code.email} (if it has a verified account).`,
+      };
+      el.codeTitle.textContent = code.mode === "verify_email" ? "Confirm your email" : "Enter the 6-digit code";
+      el.codeLead.textContent = leads[code.mode];
+      el.codeLabel.textContent = "Code";
+    }
+    el.codeForm.dataset.method = method || "email_otp";
+    const mailed = !method || method === "email_otp";
+    show(el.mailHint, mailed);
+    show(el.codeResend, mailed);
+    for (const button of el.methodButtons) {
+      show(button, Boolean(method) && button.dataset.method !== method && code.methods.includes(button.dataset.method));
+    }
+    show(el.codeMethods, el.methodButtons.some((button) => !button.hidden));
+    setCodeInputKind(method === "recovery_code");
+    el.codeInput.value = "";
     el.codeInput.focus();
+  }
+
+  /** Six digits, or a recovery code: letters and digits in two groups of five. */
+  function setCodeInputKind(recovery) {
+    const input = el.codeInput;
+    input.classList.toggle("is-recovery", recovery);
+    input.setAttribute("inputmode", recovery ? "text" : "numeric");
+    input.setAttribute("autocomplete", recovery ? "off" : "one-time-code");
+    input.setAttribute("spellcheck", "false");
+    input.setAttribute("autocapitalize", "off");
+    input.maxLength = recovery ? 11 : 6;
+    input.placeholder = recovery ? "abcde-fghij" : "000000";
+    if (recovery) input.removeAttribute("pattern");
+    else input.setAttribute("pattern", "[0-9]{6}");
+  }
+
+  function isRecoveryStep() {
+    return Boolean(state.code && state.code.mode === "mfa" && state.code.method === "recovery_code");
   }
 
   function formButton(form) {
@@ -735,12 +1208,7 @@
       try {
         const answer = await request("POST", "/api/auth/login", { body: { email, password } });
         if (answer && answer.mfa_required) {
-          const methods = answer.methods || [];
-          if (!methods.includes("email_otp")) {
-            showError("This account needs a second factor this console does not support yet.");
-            return;
-          }
-          showCodeStep({ mode: "mfa", email, challengeId: answer.challenge_id });
+          showSecondStep(email, answer);
           return;
         }
         signIn(answer);
@@ -793,17 +1261,30 @@
   });
 
   el.codeInput.addEventListener("input", () => {
-    const digits = el.codeInput.value.replace(/\D/g, "").slice(0, 6);
-    if (digits !== el.codeInput.value) el.codeInput.value = digits;
+    const cleaned = isRecoveryStep()
+      ? el.codeInput.value.toLowerCase().replace(/[^a-z0-9-]/g, "").slice(0, 11)
+      : el.codeInput.value.replace(/\D/g, "").slice(0, 6);
+    if (cleaned !== el.codeInput.value) el.codeInput.value = cleaned;
   });
+
+  for (const button of el.methodButtons) {
+    button.addEventListener("click", () => {
+      const step = state.code;
+      if (!step || step.mode !== "mfa" || !step.methods.includes(button.dataset.method)) return;
+      clearError();
+      step.method = button.dataset.method;
+      renderCodeStep();
+    });
+  }
 
   el.codeForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const step = state.code;
     if (!step) return;
     const code = el.codeInput.value.trim();
-    if (!/^\d{6}$/.test(code)) {
-      showError("The code has 6 digits.");
+    const recovery = isRecoveryStep();
+    if (recovery ? !/^[a-z0-9]{10}$/.test(code.replace(/-/g, "")) : !/^\d{6}$/.test(code)) {
+      showError(recovery ? "A recovery code has 10 letters and digits, like abcde-fghij." : "The code has 6 digits.");
       el.codeInput.focus();
       return;
     }
@@ -817,18 +1298,33 @@
           const body = { email: step.email, code };
           if (step.registration) body.registration = step.registration;
           tokens = await request("POST", "/api/auth/verify-email", { body });
+          if (tokens && tokens.mfa_required) {
+            showSecondStep(step.email, tokens);
+            return;
+          }
           if (tokens.password_set === false) {
             toast("Address confirmed. This browser did not create the account, so no password was set: sign in with an emailed code.", "info");
           }
         } else if (step.mode === "login") {
+          // The mailed code is only the first step when the account has an authenticator app.
           tokens = await request("POST", "/api/auth/otp/login", { body: { email: step.email, code } });
+          if (tokens && tokens.mfa_required) {
+            showSecondStep(step.email, tokens);
+            return;
+          }
         } else {
           tokens = await request("POST", "/api/auth/login/verify", {
-            body: { challenge_id: step.challengeId, method: "email_otp", code },
+            body: { challenge_id: step.challengeId, method: step.method, code },
           });
         }
         signIn(tokens);
       } catch (error) {
+        if (error.code === "challenge_invalid") {
+          // Used, expired or unknown: only a new first step makes a new challenge.
+          showAuthForms();
+          showError(`${error.message} Sign in again.`);
+          return;
+        }
         showError(error.message);
         el.codeInput.select();
       }
@@ -868,6 +1364,7 @@
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState !== "visible" || !state.signedIn) return;
     loadSessions();
+    loadFactors();
     if (!state.socket && !state.socketOpen) connectSocket();
   });
 

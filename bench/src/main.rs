@@ -281,6 +281,7 @@ impl Fixtures {
             name: Set(None),
             email_verified_at: Set(Some(now)),
             mfa_email_otp: Set(false),
+            mfa_totp: Set(false),
             created_at: Set(now),
             updated_at: Set(now),
         })
@@ -310,6 +311,8 @@ impl Fixtures {
                     expires_at: Set(expires),
                     revoked_at: Set(None),
                     revoked_reason: Set(None),
+                    auth_methods: Set("pwd".to_owned()),
+                    authenticated_at: Set(Some(now)),
                 });
                 let refresh = new_opaque_token();
                 refreshes.push(refresh_token::ActiveModel {

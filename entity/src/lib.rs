@@ -12,11 +12,13 @@
 //!
 //! Each table, what it is for, and its secret material and how it is stored:
 //!
-//! - `users`: one account: normalised email (unique), name, `email_verified_at`, `mfa_email_otp`.
+//! - `users`: one account: normalised email (unique), name, `email_verified_at`, `mfa_email_otp`, `mfa_totp`.
 //!   Secret: `password_hash`, an argon2id PHC string.
 //! - `sessions`: one signed-in device: IP, `User-Agent` (at most 512 characters), device label, `created_at`,
 //!   `last_used_at` (moved by each rotation), `expires_at` (absolute end), `revoked_at`, `revoked_reason`. The
-//!   JWT's `sid` points here. Deleted with the user (foreign key, cascade). No secret.
+//!   JWT's `sid` points here; `auth_methods` (the `amr` of its tokens, space-separated) and `authenticated_at`
+//!   (its sign-in or latest reauthentication: `auth_time`, and what step-up checks). Deleted with the user
+//!   (foreign key, cascade). No secret.
 //! - `refresh_tokens`: one link of a session's refresh chain: `session_id`, `parent_id` (the token it replaced;
 //!   unique, so one successor at most), `created_at` (for a successor: the moment its parent was rotated),
 //!   `rotated_at` (written only by earlier versions). Deleted with the session. Secret: `token_hash`, the hex
@@ -59,6 +61,17 @@
 //!   (`position`), failed attempts, `next_attempt_ms` (back-off), `claimed_until_ms` (the node delivering),
 //!   `last_error`. No secret.
 //!
+//! - `totp_factors`: a user's authenticator app: `confirmed_at` (pending until set), `last_used_step` (the
+//!   newest 30-second step accepted; older and equal steps are refused, so a code works once). Secret:
+//!   `secret`, sealed with XChaCha20-Poly1305 under a key derived from `OTP_SECRET`, the user id as associated
+//!   data. Deleted with the user.
+//! - `recovery_codes`: ten single-use codes per user with an authenticator app: `used_at`. Secret: `code_hash`,
+//!   the hex HMAC-SHA256 of the code (under a key derived from `OTP_SECRET`, bound to the user). Deleted with
+//!   the user, and all at once when the set is replaced or the app turned off.
+//! - `login_challenges`: a sign-in waiting for its second factor: user, the methods that may finish it, what
+//!   its first step proved (`auth_methods`), `expires_at` (`OTP_TTL`), `consumed_at`. Deleted with the user.
+//!   No secret.
+//!
 //! The keys that exist only in memory are described in the authd crate's `tokens` module.
 //!
 //! The migrations create these indexes besides the primary and unique keys: `sessions.user_id`,
@@ -68,13 +81,16 @@
 pub mod address_throttle;
 pub mod backchannel_receiver;
 pub mod backend_key;
+pub mod login_challenge;
 pub mod mail_outbox;
 pub mod otp;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod registration;
 pub mod session;
 pub mod session_presence;
 pub mod session_revocation;
 pub mod signing_key;
+pub mod totp_factor;
 pub mod user;
 pub mod ws_ticket;

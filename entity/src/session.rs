@@ -17,6 +17,11 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
     pub revoked_reason: Option<String>,
+    /// How the device signed in: the `amr` values of its tokens, space-separated (`pwd`, `otp`, `mfa`).
+    pub auth_methods: String,
+    /// Its sign-in, or its latest reauthentication; `None` for sessions of earlier versions (then
+    /// `created_at`).
+    pub authenticated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub name: Option<String>,
     pub email_verified_at: Option<DateTimeUtc>,
     pub mfa_email_otp: bool,
+    /// An authenticator app is confirmed (its secret is in `totp_factors`).
+    pub mfa_totp: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

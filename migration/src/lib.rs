@@ -13,6 +13,7 @@ mod m20261202_000008_log_revocations_in_postgres;
 mod m20261202_000009_create_signing_keys;
 mod m20261202_000010_create_backend_keys;
 mod m20261202_000011_create_backchannel_receivers;
+mod m20261202_000012_add_second_factors;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_create_signing_keys::Migration),
             Box::new(m20261202_000010_create_backend_keys::Migration),
             Box::new(m20261202_000011_create_backchannel_receivers::Migration),
+            Box::new(m20261202_000012_add_second_factors::Migration),
         ]
     }
 }

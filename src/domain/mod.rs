@@ -5,10 +5,12 @@
 //!   refused by zxcvbn on the first 20 code points, which bounds its time to about 20 ms (the handlers run it on
 //!   a blocking thread).
 
+mod authentication;
 mod email_address;
 mod password;
 mod revocation_reason;
 
+pub use authentication::Authentication;
 pub use email_address::EmailAddress;
 pub use password::Password;
 pub use revocation_reason::RevocationReason;

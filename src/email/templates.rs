@@ -1,6 +1,7 @@
 //! Every mail kind, with its subject and its text and HTML bodies; user text is escaped in the HTML. The kinds:
 //! verification code, "you already have an account", sign-in code, password-reset code, new sign-in on a device
-//! label not seen before for the account, password changed, and a session ended for refresh-token reuse.
+//! label not seen before for the account, password changed, a session ended for refresh-token reuse, and the
+//! changes of second factors (authenticator app added or removed, a recovery code used, codes replaced).
 
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
@@ -42,6 +43,12 @@ pub enum Mail {
     RefreshTokenReused {
         device: String,
     },
+    AuthenticatorAdded,
+    AuthenticatorRemoved,
+    RecoveryCodeUsed {
+        left: u64,
+    },
+    RecoveryCodesReplaced,
 }
 
 impl std::fmt::Debug for Mail {
@@ -62,6 +69,10 @@ impl Mail {
             Self::NewSignIn { .. } => "new_sign_in",
             Self::PasswordChanged => "password_changed",
             Self::RefreshTokenReused { .. } => "refresh_token_reused",
+            Self::AuthenticatorAdded => "authenticator_added",
+            Self::AuthenticatorRemoved => "authenticator_removed",
+            Self::RecoveryCodeUsed { .. } => "recovery_code_used",
+            Self::RecoveryCodesReplaced => "recovery_codes_replaced",
         }
     }
 
@@ -74,6 +85,10 @@ impl Mail {
             Self::NewSignIn { .. } => "New sign-in to your account",
             Self::PasswordChanged => "Your password was changed",
             Self::RefreshTokenReused { .. } => "A session of yours was ended for your safety",
+            Self::AuthenticatorAdded => "An authenticator app was added to your account",
+            Self::AuthenticatorRemoved => "Two-step verification by authenticator app was turned off",
+            Self::RecoveryCodeUsed { .. } => "A recovery code of yours was used",
+            Self::RecoveryCodesReplaced => "Your recovery codes were replaced",
         }
     }
 
@@ -133,6 +148,23 @@ impl Mail {
             Self::RefreshTokenReused { device } => vec![
                 format!("A sign-in token of your session on {device} was used twice, which can mean it was copied."),
                 "We ended that session. If you see this often, change your password.".to_owned(),
+            ],
+            Self::AuthenticatorAdded => vec![
+                "An authenticator app now gives the second step of every sign-in to your account.".to_owned(),
+                "If it was not you, reset your password now and contact support.".to_owned(),
+            ],
+            Self::AuthenticatorRemoved => vec![
+                "Signing in to your account no longer asks for a code from your authenticator app.".to_owned(),
+                "If it was not you, reset your password now and set the app up again.".to_owned(),
+            ],
+            Self::RecoveryCodeUsed { left } => vec![
+                "One of your recovery codes was just used to sign in or to confirm a change.".to_owned(),
+                format!("Codes left: {left}. Make a new set in your account when few are left."),
+                "If it was not you, reset your password now: someone holds your codes.".to_owned(),
+            ],
+            Self::RecoveryCodesReplaced => vec![
+                "A new set of recovery codes was made for your account; the earlier codes no longer work.".to_owned(),
+                "If it was not you, reset your password now.".to_owned(),
             ],
         }
     }

@@ -119,6 +119,7 @@ pub async fn set_email_second_factor(
     caller: AuthUser,
     body: JsonBody<EmailSecondFactorRequest>,
 ) -> AppResult<HttpResponse> {
-    let user = account::set_email_second_factor(&state, caller.user, body.0.enabled, &body.0.password).await?;
+    let user =
+        account::set_email_second_factor(&state, caller.user, caller.session, body.0.enabled, &body.0.password).await?;
     Ok(HttpResponse::Ok().json(user))
 }

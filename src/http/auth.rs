@@ -13,9 +13,9 @@ use crate::{
     domain::{EmailAddress, Password, is_code_shaped},
     error::{AppError, AppResult, FieldError},
     services::{
-        AppState, account, login,
-        login::LoginOutcome,
-        refresh,
+        AppState, account,
+        challenges::LoginOutcome,
+        login, refresh,
         registration::{self, NewRegistration},
         users::parse_name,
     },
@@ -203,24 +203,31 @@ pub async fn login(
     body: JsonBody<LoginRequest>,
 ) -> AppResult<HttpResponse> {
     let client = client_info(&request, &state.settings);
-    match login::login(&state, &body.0.email, &body.0.password, &client).await? {
-        LoginOutcome::SignedIn(signed_in) => Ok(token_response(signed_in, &state.settings)),
-        LoginOutcome::SecondFactor(challenge) => Ok(HttpResponse::Ok()
+    let outcome = login::login(&state, &body.0.email, &body.0.password, &client).await?;
+    Ok(login_answer(outcome, &state.settings))
+}
+
+/// Tokens, or the challenge for a second factor.
+pub fn login_answer(outcome: LoginOutcome, settings: &crate::config::Settings) -> HttpResponse {
+    match outcome {
+        LoginOutcome::SignedIn(signed_in) => token_response(signed_in, settings),
+        LoginOutcome::SecondFactor(challenge) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(ChallengeResponse {
                 mfa_required: true,
                 challenge_id: challenge.id,
                 methods: challenge.methods,
                 expires_in: challenge.expires_in,
-            })),
+            }),
     }
 }
 
-/// The answer to a password sign-in when a second factor is on: no tokens yet.
+/// The answer to a sign-in step when a second factor is needed: no tokens yet.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ChallengeResponse {
     pub mfa_required: bool,
     pub challenge_id: uuid::Uuid,
+    /// The methods that may finish it: `email_otp` (a code was mailed), `totp`, `recovery_code`.
     pub methods: Vec<&'static str>,
     pub expires_in: u64,
 }

@@ -1,11 +1,12 @@
-//! Emailed-code endpoints: request a code, sign in with one, reset the password, finish a challenged login.
+//! Emailed-code endpoints: request a code, sign in with one, reset the password; and finishing a challenged
+//! sign-in with a second factor.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    auth::{Problems, StatusResponse, parse_code, parse_new_password},
+    auth::{Problems, StatusResponse, login_answer, parse_code, parse_new_password},
     client::client_info,
     extract::JsonBody,
     rate_limit::IpBudget,
@@ -14,7 +15,11 @@ use super::{
 use crate::{
     domain::{EmailAddress, OtpPurpose},
     error::{AppError, AppResult},
-    services::{AppState, codes},
+    services::{
+        AppState,
+        challenges::{self, ChallengeMethod},
+        codes,
+    },
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -46,16 +51,30 @@ pub struct ResetRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChallengeAnswer {
     pub challenge_id: Uuid,
+    /// One of the challenge's `methods`.
     pub method: SecondFactorMethod,
-    #[schema(pattern = "^[0-9]{6}$")]
+    /// Six digits (`email_otp`, `totp`), or a recovery code (`xxxxx-xxxxx`, hyphen and case optional).
+    #[schema(min_length = 6, max_length = 32)]
     pub code: String,
 }
 
-/// How a challenged sign-in is finished: today only with the mailed code.
+/// How a challenged sign-in is finished.
 #[derive(Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SecondFactorMethod {
     EmailOtp,
+    Totp,
+    RecoveryCode,
+}
+
+impl From<SecondFactorMethod> for ChallengeMethod {
+    fn from(method: SecondFactorMethod) -> Self {
+        match method {
+            SecondFactorMethod::EmailOtp => Self::EmailOtp,
+            SecondFactorMethod::Totp => Self::Totp,
+            SecondFactorMethod::RecoveryCode => Self::RecoveryCode,
+        }
+    }
 }
 
 fn parse_email(raw: &str) -> AppResult<EmailAddress> {
@@ -90,9 +109,9 @@ pub async fn request_code(
     }))
 }
 
-/// Passwordless sign-in with a `login` code.
+/// Passwordless sign-in with a `login` code; an account with an authenticator app answers a challenge for it.
 #[utoipa::path(post, path = "/api/auth/otp/login", tag = "codes", request_body = CodeLoginRequest,
-    responses((status = 200, body = super::token_response::TokenResponse), (status = 400, body = crate::http::problems::Problem),
+    responses((status = 200, description = "a TokenResponse, or a ChallengeResponse when an authenticator app is on", body = super::token_response::TokenResponse), (status = 400, body = crate::http::problems::Problem),
         (status = 429, body = crate::http::problems::Problem)))]
 pub async fn login_with_code(
     state: web::Data<AppState>,
@@ -102,8 +121,8 @@ pub async fn login_with_code(
 ) -> AppResult<HttpResponse> {
     let email = parse_email(&body.0.email)?;
     let code = parse_code(&body.0.code)?;
-    let signed_in = codes::login_with_code(&state, &email, code, &client_info(&request, &state.settings)).await?;
-    Ok(token_response(signed_in, &state.settings))
+    let outcome = codes::login_with_code(&state, &email, code, &client_info(&request, &state.settings)).await?;
+    Ok(login_answer(outcome, &state.settings))
 }
 
 /// Set a new password with a `password_reset` code; every session ends (`password_reset`).
@@ -141,9 +160,15 @@ pub async fn finish_login(
     request: HttpRequest,
     body: JsonBody<ChallengeAnswer>,
 ) -> AppResult<HttpResponse> {
-    let SecondFactorMethod::EmailOtp = body.0.method;
-    let code = parse_code(&body.0.code)?;
+    let method = body.0.method;
+    let code = match method {
+        SecondFactorMethod::EmailOtp | SecondFactorMethod::Totp => parse_code(&body.0.code)?,
+        SecondFactorMethod::RecoveryCode if body.0.code.chars().count() <= 32 => body.0.code.as_str(),
+        SecondFactorMethod::RecoveryCode => {
+            return Err(AppError::validation("code", "must be a recovery code (xxxxx-xxxxx)"));
+        }
+    };
     let client = client_info(&request, &state.settings);
-    let signed_in = codes::finish_challenge(&state, body.0.challenge_id, code, &client).await?;
+    let signed_in = challenges::finish(&state, body.0.challenge_id, method.into(), code, &client).await?;
     Ok(token_response(signed_in, &state.settings))
 }

@@ -10,7 +10,9 @@
 //! in Debian's `/usr/bin/chromium` through playwright-core: `console.mjs` signs two isolated browser contexts in
 //! as one user, and "sign out everywhere" in one must show as signed out, with the reason, in the other within
 //! one second; `register.mjs` registers through the form, types the mailed code the test passes on its standard
-//! input, and signs in again with the password chosen there.
+//! input, and signs in again with the password chosen there; `second-factor.mjs` sets up an authenticator app in
+//! one context (computing its codes from the key the page shows), sees it on in the other without a reload, and
+//! signs in again with an app code and with a recovery code.
 
 use std::borrow::Cow;
 

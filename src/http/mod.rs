@@ -8,6 +8,7 @@ pub mod codes;
 pub mod console;
 pub mod docs;
 pub mod extract;
+pub mod factors;
 pub mod hardening;
 pub mod health;
 pub mod json_shape;

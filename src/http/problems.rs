@@ -66,6 +66,18 @@ fn describe(code: ErrorCode) -> (StatusCode, &'static str) {
             StatusCode::BAD_REQUEST,
             "The sign-in challenge is unknown, used or expired.",
         ),
+        ReauthenticationRequired => (
+            StatusCode::FORBIDDEN,
+            "This change needs a recent sign-in: confirm your password or a code first.",
+        ),
+        TotpAlreadyEnabled => (
+            StatusCode::CONFLICT,
+            "An authenticator app is already on: turn it off first.",
+        ),
+        TotpNotEnabled => (
+            StatusCode::CONFLICT,
+            "No authenticator app is on, or its setup was not started or has expired.",
+        ),
         RefreshTokenInvalid => (StatusCode::UNAUTHORIZED, "The refresh token is not valid."),
         RefreshTokenReused => (
             StatusCode::UNAUTHORIZED,

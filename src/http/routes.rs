@@ -2,7 +2,9 @@
 
 use actix_web::{Resource, web};
 
-use super::{account, auth, backends, codes, console, docs, health, openapi, problems, realtime, sessions, well_known};
+use super::{
+    account, auth, backends, codes, console, docs, factors, health, openapi, problems, realtime, sessions, well_known,
+};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -35,6 +37,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::put().to(backends::register_receiver))
                 .route(web::delete().to(backends::remove_receiver)),
         )
+        .service(resource("/api/auth/reauthenticate", "POST").route(web::post().to(factors::reauthenticate)))
         .service(resource("/api/auth/ws-ticket", "POST").route(web::post().to(realtime::ticket)))
         .service(resource("/api/ws", "GET").route(web::get().to(realtime::upgrade)))
         .service(resource("/api/auth/sessions", "GET").route(web::get().to(sessions::list)))
@@ -46,6 +49,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(account::delete_me)),
         )
         .service(resource("/api/users/me/mfa/email-otp", "PUT").route(web::put().to(account::set_email_second_factor)))
+        .service(resource("/api/users/me/mfa", "GET").route(web::get().to(factors::overview)))
+        .service(
+            resource("/api/users/me/mfa/totp", "POST, DELETE")
+                .route(web::post().to(factors::start_totp))
+                .route(web::delete().to(factors::disable_totp)),
+        )
+        .service(resource("/api/users/me/mfa/totp/confirm", "POST").route(web::post().to(factors::confirm_totp)))
+        .service(
+            resource("/api/users/me/mfa/recovery-codes", "POST").route(web::post().to(factors::replace_recovery_codes)),
+        )
         .service(resource("/api/users/me/password", "POST").route(web::post().to(account::change_password)));
 }
 

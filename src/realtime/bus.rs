@@ -42,7 +42,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use uuid::Uuid;
 
 use super::{
-    events::{Publisher, SessionCreated, SessionEvent, SessionsRevoked},
+    events::{Publisher, SecurityChanged, SessionCreated, SessionEvent, SessionsRevoked},
     session_lists::SessionLists,
     session_manager::SessionManager,
 };
@@ -225,6 +225,10 @@ impl Publisher for EventBus {
         self.manager.do_send(event);
     }
 
+    fn security_changed(&self, event: SecurityChanged) {
+        self.manager.do_send(event);
+    }
+
     /// As if it came from the other node: counted there, not here.
     fn missed_revocation(&self, event: SessionsRevoked) {
         self.lists.rows.invalidate(&event.user);
@@ -330,6 +334,10 @@ where
                 lists.rows.invalidate(&event.user);
                 manager.do_send(event);
             }
+            Ok(Envelope {
+                message: SessionEvent::SecurityChanged(event),
+                ..
+            }) => manager.do_send(event),
             Err(error) => tracing::warn!(%error, "unreadable event bus message"),
         }
     }

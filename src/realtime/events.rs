@@ -44,12 +44,34 @@ pub struct SessionCreated {
     pub session: SessionSnapshot,
 }
 
-/// A change of a user's sessions, as one node tells the others.
+/// What changed in how a user signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityChange {
+    TotpEnabled,
+    TotpDisabled,
+    RecoveryCodesRegenerated,
+    EmailOtpEnabled,
+    EmailOtpDisabled,
+}
+
+/// A change of a user's second factors, told to that user's other devices so they can refresh their view.
+#[derive(Debug, Clone, Serialize, Deserialize, actix::Message)]
+#[rtype(result = "()")]
+pub struct SecurityChanged {
+    pub user: Uuid,
+    /// The session that made the change: its devices know already.
+    pub session: Uuid,
+    pub change: SecurityChange,
+}
+
+/// A change of a user's sessions or sign-in methods, as one node tells the others.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SessionEvent {
     Revoked(SessionsRevoked),
     Created(SessionCreated),
+    SecurityChanged(SecurityChanged),
 }
 
 /// How services announce what they recorded. A change is announced twice: to the other nodes inside the
@@ -68,6 +90,9 @@ pub trait Publisher: Send + Sync {
 
     /// Tells this node's devices of a sign-in, without waiting.
     fn session_created(&self, event: SessionCreated);
+
+    /// Tells this node's devices of a change of second factors, without waiting.
+    fn security_changed(&self, event: SecurityChanged);
 
     /// Hands this node an end it should have heard of from another node and did not (its bus was down longer
     /// than its catch-up reaches back), found in the database: treated as if it had just arrived.
@@ -90,6 +115,7 @@ pub enum ServerMessage {
     SessionRevoked { session_id: Uuid, reason: RevocationReason },
     SessionCreated { session: SessionSnapshot },
     SessionEnded { session_id: Uuid, reason: RevocationReason },
+    SecurityChanged { change: SecurityChange },
 }
 
 impl ServerMessage {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::RevocationReason;
 
 use super::{
-    events::{ServerMessage, SessionCreated, SessionsRevoked},
+    events::{SecurityChanged, ServerMessage, SessionCreated, SessionsRevoked},
     live_sets::{LocalPresence, LocalPresenceView, RevokedSessions, RevokedSessionsView},
     presence::PresenceWriter,
 };
@@ -204,6 +204,16 @@ impl Handler<SessionCreated> for SessionManager {
         let skip = HashSet::from([session.id]);
         let text = ServerMessage::SessionCreated { session }.to_json();
         self.send_to_user(&event.user, &skip, "session_created", &text);
+    }
+}
+
+impl Handler<SecurityChanged> for SessionManager {
+    type Result = ();
+
+    fn handle(&mut self, event: SecurityChanged, _: &mut Self::Context) {
+        let skip = HashSet::from([event.session]);
+        let text = ServerMessage::SecurityChanged { change: event.change }.to_json();
+        self.send_to_user(&event.user, &skip, "security_changed", &text);
     }
 }
 

@@ -18,6 +18,7 @@ use crate::{
     domain::{Password, RevocationReason},
     email::Mail,
     error::{AppError, AppResult},
+    realtime::events::{SecurityChange, SecurityChanged},
 };
 
 pub async fn logout(state: &AppState, user: Uuid, session: Uuid) -> AppResult<()> {
@@ -120,19 +121,32 @@ pub async fn delete_account(state: &AppState, user: Uuid, password: &str) -> App
     change.commit().await
 }
 
-/// Turns the email second factor on or off; needs the password.
+/// Turns the email second factor on or off; needs the password. The owner's other devices are told.
 pub async fn set_email_second_factor(
     state: &AppState,
     user: Uuid,
+    session: Uuid,
     enabled: bool,
     password: &str,
 ) -> AppResult<users::UserView> {
     let account = users::current(state, user).await?;
     login::confirm_password(state, &account, password).await?;
+    let mut change = Change::begin(state).await?;
     let mut active = account.into_active_model();
     active.mfa_email_otp = Set(enabled);
     active.updated_at = Set(now());
-    let updated = active.update(state.store.connection()).await?;
-    state.user_cache.invalidate(&user);
+    let updated = active.update(change.connection()).await?;
+    change
+        .security_changed(SecurityChanged {
+            user,
+            session,
+            change: if enabled {
+                SecurityChange::EmailOtpEnabled
+            } else {
+                SecurityChange::EmailOtpDisabled
+            },
+        })
+        .await?;
+    change.commit().await?;
     Ok(users::UserView::from(&updated))
 }

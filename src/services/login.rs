@@ -1,5 +1,5 @@
 //! Password sign-in: the same answer in the same time for an unknown email and a wrong password, back-off
-//! per address, and the email second factor.
+//! per address, and a challenge instead of tokens when the account has a second factor (see `challenges`).
 //!
 //! Password sign-in failures count under `login:<email>` in `address_throttles`, and a wrong current password on
 //! an authenticated endpoint counts there too. After `LOGIN_LOCKOUT_THRESHOLD` failures the address is locked
@@ -19,20 +19,15 @@ use uuid::Uuid;
 
 use super::{
     AppState, ClientInfo,
-    codes::{self, Challenge},
+    challenges::{self, LoginOutcome},
     now,
-    sessions::{self, DeviceHistory, SignedIn},
+    sessions::{self, DeviceHistory},
     throttle::{self, LockCheck, ThrottleKey, ThrottleState},
 };
 use crate::{
-    domain::{EmailAddress, Password},
+    domain::{Authentication, EmailAddress, Password},
     error::{AppError, AppResult},
 };
-
-pub enum LoginOutcome {
-    SignedIn(SignedIn),
-    SecondFactor(Challenge),
-}
 
 /// The address's standing, the account behind it and the account's device history, read in one round trip:
 /// a sign-in's first step. The account is looked up only for a well-formed address.
@@ -131,17 +126,20 @@ async fn attempt(
     };
     // A parallel attempt may have locked the address while this one waited for its hash: nothing that tells
     // the password was right is answered then. A plain sign-in's own write checks the lock.
-    let check = if user.mfa_email_otp {
+    let second_factor = user.mfa_email_otp || user.mfa_totp;
+    let check = if second_factor {
         LockCheck::Here
     } else {
         LockCheck::InTheWrite
     };
     standing.record_success(state, key, check).await?;
-    if user.mfa_email_otp {
-        return Ok(LoginOutcome::SecondFactor(codes::start_challenge(state, &user).await?));
+    if second_factor {
+        return Ok(LoginOutcome::SecondFactor(
+            challenges::start(state, &user, Authentication::password()).await?,
+        ));
     }
     Ok(LoginOutcome::SignedIn(
-        sessions::sign_in_with(state, &user, client, history, Some(key)).await?,
+        sessions::sign_in_with(state, &user, client, &Authentication::password(), history, Some(key)).await?,
     ))
 }
 

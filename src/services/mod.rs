@@ -2,18 +2,23 @@
 
 pub mod account;
 pub mod backend_keys;
+pub mod challenges;
 pub mod codes;
+pub mod factors;
 pub mod introspection;
 pub mod login;
 pub mod otp;
+pub mod recovery_codes;
 pub mod refresh;
 pub mod registration;
 pub mod retention;
 pub mod revocation;
 pub mod revocation_feed;
 pub mod sessions;
+pub mod step_up;
 pub mod throttle;
 pub mod tickets;
+pub mod totp;
 pub mod users;
 
 use std::sync::Arc;
@@ -41,6 +46,10 @@ pub struct AppState {
     pub refresh_keys: HmacKey,
     /// Keys the stored HMAC of each emailed code.
     pub otp_keys: HmacKey,
+    /// Keys the stored HMAC of each recovery code.
+    pub factor_keys: HmacKey,
+    /// Seals authenticator-app secrets at rest.
+    pub factor_sealer: crate::sealing::Sealer,
     pub mailer: Mailer,
     /// Announces session changes to this node's devices and the other nodes.
     pub publisher: Arc<dyn Publisher>,

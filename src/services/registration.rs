@@ -67,6 +67,7 @@ pub async fn register(state: &AppState, handle: &str, registration: NewRegistrat
                 name: Set(None),
                 email_verified_at: Set(None),
                 mfa_email_otp: Set(false),
+                mfa_totp: Set(false),
                 created_at: Set(created_at),
                 updated_at: Set(created_at),
             })
@@ -213,7 +214,7 @@ pub async fn verify_email(
         .one(state.store.connection())
         .await?
         .ok_or(AppError::OtpInvalid)?;
-    let signed_in = sessions::sign_in(state, &user, client).await?;
+    let signed_in = sessions::sign_in(state, &user, client, &crate::domain::Authentication::code()).await?;
     Ok(Verified {
         signed_in,
         password_set: verified_now && chosen.is_some(),

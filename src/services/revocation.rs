@@ -105,7 +105,7 @@ use crate::{
     domain::RevocationReason,
     email::Mail,
     error::AppResult,
-    realtime::events::{Expiry, Publisher, SessionEvent, SessionsRevoked},
+    realtime::events::{Expiry, Publisher, SecurityChanged, SessionEvent, SessionsRevoked},
     store::WriteTransaction,
 };
 
@@ -125,6 +125,7 @@ pub struct Change<'a> {
     ended: Vec<SessionsRevoked>,
     mail_queued: bool,
     changed_users: Vec<Uuid>,
+    security_changes: Vec<SecurityChanged>,
 }
 
 impl<'a> Change<'a> {
@@ -135,6 +136,7 @@ impl<'a> Change<'a> {
             ended: Vec::new(),
             mail_queued: false,
             changed_users: Vec::new(),
+            security_changes: Vec::new(),
         })
     }
 
@@ -169,6 +171,17 @@ impl<'a> Change<'a> {
         self.changed_users.push(user);
     }
 
+    /// Tells the user's other devices, on every node, that their second factors changed (once it commits).
+    pub async fn security_changed(&mut self, event: SecurityChanged) -> AppResult<()> {
+        self.state
+            .publisher
+            .notify_in_transaction(&self.transaction, SessionEvent::SecurityChanged(event.clone()))
+            .await?;
+        self.changed_users.push(event.user);
+        self.security_changes.push(event);
+        Ok(())
+    }
+
     /// Commits, then runs what the commit makes true: each ended session is handed to this node's manager
     /// (the other nodes hear of it through the notification committed with it), cached views of changed users
     /// are dropped, and the mail sender is woken when a mail was queued.
@@ -179,8 +192,12 @@ impl<'a> Change<'a> {
             ended,
             mail_queued,
             changed_users,
+            security_changes,
         } = self;
         transaction.commit().await?;
+        for event in security_changes {
+            state.publisher.security_changed(event);
+        }
         for user in &changed_users {
             state.user_cache.invalidate(user);
         }

@@ -21,13 +21,14 @@ use super::{
     users::UserView,
 };
 use crate::{
+    domain::Authentication,
     email::Mail,
     error::AppResult,
     realtime::{
         events::{SessionCreated, SessionEvent, SessionSnapshot},
         presence,
     },
-    tokens::{hash_token, new_opaque_token},
+    tokens::{AuthenticationClaims, hash_token, new_opaque_token},
 };
 
 /// The `Session` of the contract.
@@ -112,6 +113,11 @@ pub fn ends_at(state: &AppState, model: &session::Model) -> DateTime<Utc> {
         .min(model.last_used_at + seconds(state.settings.session_idle_ttl))
 }
 
+/// When the session's user last authenticated: its sign-in, or its latest reauthentication.
+pub fn authenticated_at(model: &session::Model) -> DateTime<Utc> {
+    model.authenticated_at.unwrap_or(model.created_at)
+}
+
 /// A session that has not ended.
 pub async fn live(state: &AppState, id: Uuid) -> AppResult<session::Model> {
     session::Entity::find_by_id(id)
@@ -185,9 +191,14 @@ impl DeviceHistory {
 }
 
 /// Starts a session for a verified user on the calling device and answers its first token pair.
-pub async fn sign_in(state: &AppState, user: &user::Model, client: &ClientInfo) -> AppResult<SignedIn> {
+pub async fn sign_in(
+    state: &AppState,
+    user: &user::Model,
+    client: &ClientInfo,
+    authentication: &Authentication,
+) -> AppResult<SignedIn> {
     let history = DeviceHistory::read(state, user.id, device_label(&client.user_agent)).await?;
-    sign_in_with(state, user, client, history, None).await
+    sign_in_with(state, user, client, authentication, history, None).await
 }
 
 /// `sign_in` when the device history was read already, with the account. With `unless_locked`, the write
@@ -197,6 +208,7 @@ pub async fn sign_in_with(
     state: &AppState,
     user: &user::Model,
     client: &ClientInfo,
+    authentication: &Authentication,
     history: DeviceHistory,
     unless_locked: Option<&ThrottleKey>,
 ) -> AppResult<SignedIn> {
@@ -214,6 +226,8 @@ pub async fn sign_in_with(
         expires_at: created_at + seconds(state.settings.session_ttl),
         revoked_at: None,
         revoked_reason: None,
+        auth_methods: authentication.to_stored(),
+        authenticated_at: Some(created_at),
     };
     let refresh_token = new_opaque_token();
     let announcement = SessionCreated {
@@ -232,6 +246,8 @@ pub async fn sign_in_with(
         expires_at: Set(model.expires_at),
         revoked_at: Set(None),
         revoked_reason: Set(None),
+        auth_methods: Set(model.auth_methods.clone()),
+        authenticated_at: Set(model.authenticated_at),
     })
     .exec(&transaction)
     .await?;
@@ -290,9 +306,14 @@ pub fn token_pair(
     refresh_token: String,
     at: DateTime<Utc>,
 ) -> AppResult<SignedIn> {
-    let (access_token, expires_in) = state
-        .access_tokens
-        .issue(user.id, model.id, ends_at(state, model), at)?;
+    let authentication = AuthenticationClaims {
+        methods: Authentication::parse(&model.auth_methods).methods(),
+        at: Some(authenticated_at(model)),
+    };
+    let (access_token, expires_in) =
+        state
+            .access_tokens
+            .issue_with(user.id, model.id, ends_at(state, model), &authentication, at)?;
     Ok(SignedIn {
         user,
         session_id: model.id,

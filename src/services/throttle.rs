@@ -56,6 +56,12 @@ impl ThrottleKey {
         Self(format!("otp:{}:{}", purpose.as_str(), normalise(email)))
     }
 
+    /// Authenticator-app and recovery codes of one account, wherever they are checked (sign-in, reauthentication,
+    /// turning the app off).
+    pub fn second_factor(email: &str) -> Self {
+        Self(format!("mfa:{}", normalise(email)))
+    }
+
     /// The key as stored, for a statement that checks the lock itself.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -64,7 +70,7 @@ impl ThrottleKey {
 
 /// Every key of one address, to forget it with its account.
 pub fn keys_of(email: &str) -> Vec<String> {
-    let mut keys = vec![ThrottleKey::login(email).0];
+    let mut keys = vec![ThrottleKey::login(email).0, ThrottleKey::second_factor(email).0];
     for purpose in [
         OtpPurpose::VerifyEmail,
         OtpPurpose::Login,

@@ -43,7 +43,7 @@ impl From<&user::Model> for UserView {
             email_verified: model.email_verified_at.is_some(),
             mfa: MfaView {
                 email_otp: model.mfa_email_otp,
-                totp: false,
+                totp: model.mfa_totp,
             },
             created_at: model.created_at,
         }

@@ -336,7 +336,15 @@ async fn the_email_second_factor_challenges_a_password_sign_in() {
             &json!({"challenge_id": challenge_id, "method": "totp", "code": code}),
         )
         .await;
-    assert_problem(totp, 422, "validation_failed").await;
+    // A method the challenge does not offer: this account has no authenticator app.
+    assert_problem(totp, 400, "challenge_invalid").await;
+    let unknown = app
+        .post_json(
+            "/api/auth/login/verify",
+            &json!({"challenge_id": challenge_id, "method": "sms", "code": code}),
+        )
+        .await;
+    assert_problem(unknown, 422, "validation_failed").await;
     let right = answer(&app, &challenge_id, &code).await;
     assert_eq!(right.status(), StatusCode::OK);
     let signed_in = Tokens::from_body(right.json().await.unwrap());

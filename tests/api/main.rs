@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 mod codes;
 mod configuration;
+mod factors;
 mod login;
 mod operations;
 mod otp;

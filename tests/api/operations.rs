@@ -69,6 +69,12 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("/api/auth/otp/login", "post"),
         ("/api/auth/password/reset", "post"),
         ("/api/users/me/mfa/email-otp", "put"),
+        ("/api/users/me/mfa", "get"),
+        ("/api/users/me/mfa/totp", "post"),
+        ("/api/users/me/mfa/totp", "delete"),
+        ("/api/users/me/mfa/totp/confirm", "post"),
+        ("/api/users/me/mfa/recovery-codes", "post"),
+        ("/api/auth/reauthenticate", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),
@@ -315,7 +321,10 @@ async fn the_openapi_document_states_the_servers_rules() {
     let app = spawn_app().await;
     let document = openapi_document(&app).await;
     let schemas = &document["components"]["schemas"];
-    assert_eq!(schemas["SecondFactorMethod"]["enum"], serde_json::json!(["email_otp"]));
+    assert_eq!(
+        schemas["SecondFactorMethod"]["enum"],
+        serde_json::json!(["email_otp", "totp", "recovery_code"])
+    );
     let name = &schemas["RegisterRequest"]["properties"]["name"];
     assert_eq!(name["maxLength"], 100, "{name}");
     assert!(name["pattern"].as_str().unwrap().contains("u001F"), "{name}");
