@@ -79,8 +79,12 @@ pub struct Settings {
     /// How recent a session's last authentication must be for a sensitive change made without the password in
     /// the same request (`REAUTHENTICATION_MAX_AGE`, 600 s).
     pub reauthentication_max_age: Duration,
-    /// The name authenticator apps show beside the account (`TOTP_ISSUER`, `authd`).
-    pub totp_issuer: String,
+    /// The name authenticator apps and passkey prompts show for the account (`SERVICE_NAME`, `authd`).
+    pub service_name: String,
+    /// The relying party id of passkeys (`WEBAUTHN_RP_ID`, `localhost`): the site's domain, or a parent of it.
+    pub webauthn_rp_id: String,
+    /// The origins passkeys may be used from (`WEBAUTHN_ORIGINS`, `http://localhost:5000`).
+    pub webauthn_origins: Vec<url::Url>,
 }
 
 /// Every problem found in the configuration, each naming its variable and never its value.
@@ -204,12 +208,41 @@ impl Settings {
         let ws_max_sockets_per_user = reader.number("WS_MAX_SOCKETS_PER_USER", 64usize);
         let ws_connects_per_minute = reader.number("WS_CONNECTS_PER_MINUTE", 60u32);
         let reauthentication_max_age = reader.seconds("REAUTHENTICATION_MAX_AGE", 600);
-        let totp_issuer = reader.text("TOTP_ISSUER", "authd").trim().to_owned();
-        // The otpauth label is `issuer:account`: a colon would move the split.
-        if totp_issuer.is_empty() || totp_issuer.contains(':') {
+        let webauthn_rp_id = reader.text("WEBAUTHN_RP_ID", "localhost").to_ascii_lowercase();
+        let webauthn_origins: Vec<url::Url> = reader
+            .text("WEBAUTHN_ORIGINS", "http://localhost:5000")
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .filter_map(|origin| match url::Url::parse(origin) {
+                Ok(url)
+                    if url.domain().is_some_and(|domain| {
+                        domain == webauthn_rp_id || domain.ends_with(&format!(".{webauthn_rp_id}"))
+                    }) =>
+                {
+                    Some(url)
+                }
+                _ => {
+                    reader.problems.push(
+                        "WEBAUTHN_ORIGINS must list http(s) origins whose host is WEBAUTHN_RP_ID or under it \
+                         (WebAuthn refuses IP addresses)"
+                            .to_owned(),
+                    );
+                    None
+                }
+            })
+            .collect();
+        if webauthn_origins.is_empty() {
             reader
                 .problems
-                .push("TOTP_ISSUER must be a non-empty name without ':'".to_owned());
+                .push("WEBAUTHN_ORIGINS must name at least one origin".to_owned());
+        }
+        let service_name = reader.text("SERVICE_NAME", "authd").trim().to_owned();
+        // The otpauth label is `issuer:account`: a colon would move the split.
+        if service_name.is_empty() || service_name.contains(':') {
+            reader
+                .problems
+                .push("SERVICE_NAME must be a non-empty name without ':'".to_owned());
         }
         for (name, value) in [
             ("WS_MAX_SOCKETS_PER_SESSION", ws_max_sockets_per_session),
@@ -297,7 +330,9 @@ impl Settings {
                 ws_connects_per_minute,
                 password_hash_threads,
                 reauthentication_max_age,
-                totp_issuer,
+                service_name,
+                webauthn_rp_id,
+                webauthn_origins,
             }),
             _ => Err(ConfigError { problems }),
         }

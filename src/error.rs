@@ -72,6 +72,8 @@ pub enum AppError {
     TotpAlreadyEnabled,
     #[error("authenticator app not on")]
     TotpNotEnabled,
+    #[error("passkey refused")]
+    PasskeyInvalid,
     #[error("invalid refresh token")]
     RefreshTokenInvalid,
     #[error("refresh token reused")]
@@ -195,6 +197,7 @@ impl AppError {
             Self::ReauthenticationRequired => ErrorCode::ReauthenticationRequired,
             Self::TotpAlreadyEnabled => ErrorCode::TotpAlreadyEnabled,
             Self::TotpNotEnabled => ErrorCode::TotpNotEnabled,
+            Self::PasskeyInvalid => ErrorCode::PasskeyInvalid,
             Self::RefreshTokenInvalid => ErrorCode::RefreshTokenInvalid,
             Self::RefreshTokenReused => ErrorCode::RefreshTokenReused,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
@@ -230,6 +233,7 @@ pub enum ErrorCode {
     ReauthenticationRequired,
     TotpAlreadyEnabled,
     TotpNotEnabled,
+    PasskeyInvalid,
     RefreshTokenInvalid,
     RefreshTokenReused,
     RateLimited,
@@ -261,6 +265,7 @@ impl ErrorCode {
             Self::ReauthenticationRequired => "reauthentication_required",
             Self::TotpAlreadyEnabled => "totp_already_enabled",
             Self::TotpNotEnabled => "totp_not_enabled",
+            Self::PasskeyInvalid => "passkey_invalid",
             Self::RefreshTokenInvalid => "refresh_token_invalid",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::RateLimited => "rate_limited",

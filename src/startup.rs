@@ -57,6 +57,24 @@ pub enum StartupError {
     Manager(String),
     #[error("signing keys: {0}")]
     SigningKeys(#[from] RotationError),
+    #[error("passkeys: {0}")]
+    Passkeys(String),
+}
+
+/// The WebAuthn relying party: `WEBAUTHN_RP_ID`, its origins, and the name passkey prompts show.
+fn relying_party(settings: &Settings) -> Result<webauthn_rs::Webauthn, StartupError> {
+    let refused = |error: webauthn_rs::prelude::WebauthnError| StartupError::Passkeys(error.to_string());
+    let (first, others) = settings
+        .webauthn_origins
+        .split_first()
+        .ok_or_else(|| StartupError::Passkeys("WEBAUTHN_ORIGINS is empty".to_owned()))?;
+    let mut builder = webauthn_rs::WebauthnBuilder::new(&settings.webauthn_rp_id, first)
+        .map_err(refused)?
+        .rp_name(&settings.service_name);
+    for origin in others {
+        builder = builder.append_allowed_origin(origin);
+    }
+    builder.build().map_err(refused)
 }
 
 pub struct Application {
@@ -116,6 +134,7 @@ impl Application {
             otp_keys: HmacKey::derive(&settings.otp_secret, "authd one-time code"),
             factor_keys: HmacKey::derive(&settings.otp_secret, "authd recovery code"),
             factor_sealer: Sealer::new(HmacKey::derive(&settings.otp_secret, "authd authenticator secret").mac(&[])),
+            webauthn: std::sync::Arc::new(relying_party(&settings)?),
             mailer: Mailer::start(
                 database.clone(),
                 settings.smtp_url.as_ref(),

@@ -3,7 +3,8 @@
 // The refresh token lives only in the HttpOnly cookie the server sets (Path=/api/auth); this script never sees or
 // stores it. The access token is kept in memory only, renewed through POST /api/auth/refresh shortly before it
 // expires, and dropped as soon as the session ends. What two-step verification shows only once (an authenticator
-// app's secret, recovery codes) stays in the page only until its form is closed.
+// app's secret, recovery codes) stays in the page only until its form is closed. Passkeys (WebAuthn) keep nothing
+// here either: their private keys stay in the authenticator, and a ceremony's options live only while it runs.
 "use strict";
 
 (() => {
@@ -37,6 +38,9 @@
     recovery_codes_regenerated: "new recovery codes were made",
     email_otp_enabled: "the email code was turned on",
     email_otp_disabled: "the email code was turned off",
+    passkey_added: "a passkey was added",
+    passkey_removed: "a passkey was removed",
+    passkey_renamed: "a passkey was renamed",
   };
 
   /** How the code step looks for each second step a sign-in challenge can offer. */
@@ -56,9 +60,15 @@
       label: "Recovery code",
       lead: () => "Enter one of the recovery codes you saved when you set up the authenticator app. Each one works once.",
     },
+    webauthn: {
+      title: "Use your passkey",
+      label: "Passkey",
+      lead: () => "This account asks for a second step: confirm with one of its passkeys, saved on this device, a phone or a security key.",
+    },
   };
-  // The app is the quickest when it is on; a recovery code is the last resort, as it is used up.
-  const METHOD_PREFERENCE = ["totp", "email_otp", "recovery_code"];
+  // A passkey is one touch and cannot be phished; the app is next quickest; a recovery code is the last resort, as
+  // it is used up.
+  const METHOD_PREFERENCE = ["webauthn", "totp", "email_otp", "recovery_code"];
 
   /** Words for the same reasons when this page asked for it. */
   const OWN_REASONS = {
@@ -87,10 +97,14 @@
     reconnectTimer: 0,
     reconnectDelay: RECONNECT_MIN_MS,
     revokedReason: null, // from the session_revoked frame, used when the 4001 close follows
-    code: null, // the code step: {mode: "verify_email" | "login" | "mfa", email, challengeId?, methods?, method?, registration?}
-    factors: null, // GET /api/users/me/mfa: {email_otp, totp, recovery_codes_left}
+    code: null, // the code step: {mode: "verify_email" | "login" | "mfa", email, challengeId?, methods?, method?, webauthn?, registration?}
+    factors: null, // GET /api/users/me/mfa: {email_otp, totp, recovery_codes_left, passkeys}
+    passkeys: null, // GET /api/users/me/passkeys: [{id, name, created_at, last_used_at}], newest first
+    freshPasskeys: new Set(), // ids new since the last list, highlighted once
     panel: null, // the open form of the two-step verification card, a key of `panels`
     reauthenticate: null, // the SENSITIVE_ACTIONS key the password form sends again
+    subject: null, // what the open passkey form is about: a passkey {id, name}, or the name of the one to add
+    ceremony: null, // the AbortController of the WebAuthn request in flight
     ownAction: null, // the reason code this page's own request in flight would end the session with
   };
 
@@ -115,10 +129,17 @@
     codeTitle: $("code-title"),
     codeLead: $("code-lead"),
     codeLabel: $("code-label"),
+    codeField: $("code-field"),
     codeInput: $("code-input"),
+    codeSubmit: $("code-submit"),
+    passkeyStep: $("passkey-step"),
+    passkeyVerify: $("passkey-verify"),
+    passkeyVerifyHint: $("passkey-verify-hint"),
+    passkeyLogin: $("passkey-login"),
+    passkeyLoginHint: $("passkey-login-hint"),
     mailHint: $("mail-hint"),
     codeMethods: $("code-methods"),
-    methodButtons: [$("use-totp"), $("use-recovery-code"), $("use-email-otp")],
+    methodButtons: [$("use-webauthn"), $("use-totp"), $("use-recovery-code"), $("use-email-otp")],
     codeResend: $("code-resend"),
     codeBack: $("code-back"),
     signedOut: $("signed-out"),
@@ -173,6 +194,20 @@
     recoveryCodes: $("recovery-codes"),
     recoveryCodesSaved: $("recovery-codes-saved"),
     recoveryCodesCopy: $("recovery-codes-copy"),
+    passkeyCount: $("passkey-count"),
+    passkeyAdd: $("passkey-add"),
+    passkeyAddHint: $("passkey-add-hint"),
+    passkeyList: $("passkey-list"),
+    passkeyRowTemplate: $("passkey-row-template"),
+    passkeyAddForm: $("passkey-add-form"),
+    passkeyAddName: $("passkey-add-name"),
+    passkeyAddSubmit: $("passkey-add-submit"),
+    passkeyRenameForm: $("passkey-rename-form"),
+    passkeyRenameName: $("passkey-rename-name"),
+    passkeyRenameSubmit: $("passkey-rename-submit"),
+    passkeyDeleteForm: $("passkey-delete-form"),
+    passkeyDeleteName: $("passkey-delete-name"),
+    passkeyDeleteSubmit: $("passkey-delete-submit"),
   };
 
   /** The forms of the two-step verification card; at most one is open. */
@@ -182,6 +217,9 @@
     totp_setup: el.totpSetupForm,
     totp_disable: el.totpDisableForm,
     recovery_codes: el.recoveryCodesPanel,
+    passkey_add: el.passkeyAddForm,
+    passkey_rename: el.passkeyRenameForm,
+    passkey_delete: el.passkeyDeleteForm,
   };
 
   const show = (node, visible) => {
@@ -190,8 +228,11 @@
 
   // ---------------------------------------------------------------- messages
 
-  function showError(message) {
+  /** `kind` "info" is for what is no failure, such as a passkey prompt the user closed. */
+  function showError(message, kind = "error") {
     el.error.textContent = message;
+    el.error.classList.toggle("alert-info", kind === "info");
+    el.error.classList.toggle("alert-error", kind !== "info");
     show(el.error, Boolean(message));
   }
 
@@ -378,6 +419,7 @@
     state.revokedReason = null;
     state.ownAction = null;
     state.code = null;
+    cancelCeremony();
     acceptTokens(tokens);
     clearError();
     show(el.signedOut, false);
@@ -392,6 +434,7 @@
     setWsStatus(false);
     loadSessions();
     loadFactors();
+    loadPasskeys();
     startPolling();
     state.reconnectDelay = RECONNECT_MIN_MS;
     connectSocket();
@@ -412,6 +455,7 @@
     clearTimeout(state.reconnectTimer);
     clearTimeout(goneTimer);
     goneTimer = 0;
+    cancelCeremony();
     closeSocket();
     setWsStatus(false);
     clearError();
@@ -521,6 +565,7 @@
         el.devicesFoot.textContent = "";
         loadSessions(); // our own dot just turned green
         loadFactors(); // a change may have been announced while this page was not connected
+        loadPasskeys();
         break;
       case "session_revoked":
         if (!message.session_id || message.session_id === state.sessionId) {
@@ -560,6 +605,7 @@
         const words = SECURITY_CHANGES[message.change];
         toast(words ? `On another device, ${words}.` : "Two-step verification was changed on another device.");
         loadFactors();
+        loadPasskeys();
         break;
       }
       default:
@@ -779,8 +825,10 @@
 
   // ---------------------------------------------------------------- two-step verification
 
-  function showSecurityError(message) {
+  function showSecurityError(message, kind = "error") {
     el.securityError.textContent = message;
+    el.securityError.classList.toggle("alert-info", kind === "info");
+    el.securityError.classList.toggle("alert-error", kind !== "info");
     show(el.securityError, Boolean(message));
   }
 
@@ -791,15 +839,25 @@
   /** Closes the open form and forgets what it held: passwords, the app's secret, recovery codes. */
   function closePanel() {
     for (const panel of Object.values(panels)) show(panel, false);
-    for (const input of [el.reauthenticatePassword, el.emailOtpPassword, el.totpCode, el.totpDisablePassword, el.totpDisableCode]) {
+    for (const input of [
+      el.reauthenticatePassword,
+      el.emailOtpPassword,
+      el.totpCode,
+      el.totpDisablePassword,
+      el.totpDisableCode,
+      el.passkeyAddName,
+      el.passkeyRenameName,
+    ]) {
       input.value = "";
     }
+    el.passkeyDeleteName.textContent = "";
     el.totpSecret.textContent = "";
     el.totpQr.removeAttribute("src");
     el.totpLink.removeAttribute("href");
     el.recoveryCodes.replaceChildren();
     state.panel = null;
     state.reauthenticate = null;
+    state.subject = null;
     renderFactors();
   }
 
@@ -813,6 +871,9 @@
 
   function resetSecurity() {
     state.factors = null;
+    state.passkeys = null;
+    state.freshPasskeys.clear();
+    el.passkeyList.replaceChildren();
     closePanel();
     clearSecurityError();
     el.securityFoot.textContent = "";
@@ -840,6 +901,7 @@
     if (left === null) delete el.recoveryCodesLeft.dataset.count;
     else el.recoveryCodesLeft.dataset.count = String(left);
     el.recoveryCodesLeft.classList.toggle("is-low", left !== null && left <= 3);
+    renderPasskeyCount();
     // Codes on screen are shown only once: no other change until they are put away.
     el.factorList.inert = state.panel === "recovery_codes";
   }
@@ -923,22 +985,42 @@
         factorsChanged({ recovery_codes_left: (answer.recovery_codes || []).length });
       },
     },
+    passkey_add: {
+      path: "/api/users/me/passkeys/options",
+      lead: "You signed in a while ago: enter your password to add a passkey.",
+      done: (answer, name) => registerPasskey(answer, name),
+    },
+    passkey_delete: {
+      method: "DELETE",
+      path: (passkey) => `/api/users/me/passkeys/${encodeURIComponent(passkey.id)}`,
+      lead: "You signed in a while ago: enter your password to remove the passkey.",
+      done: (_answer, passkey) => {
+        closePanel();
+        passkeysChanged((list) => list.filter((item) => item.id !== passkey.id));
+        toast(`Passkey “${passkey.name}” removed`, "success");
+      },
+    },
   };
 
-  /** Without a recent sign-in the server answers reauthentication_required: ask for the password, then send again. */
-  async function runSensitive(name, password) {
+  /**
+   * Without a recent sign-in the server answers reauthentication_required: ask for the password, then send again.
+   * `subject` is what the action is about (see state.subject); it outlives the password form.
+   */
+  async function runSensitive(name, password, subject = null) {
     const action = SENSITIVE_ACTIONS[name];
     const epoch = state.epoch;
     clearSecurityError();
     try {
-      const answer = await api("POST", action.path, password === undefined ? {} : { password });
+      const path = typeof action.path === "function" ? action.path(subject) : action.path;
+      const answer = await api(action.method || "POST", path, password === undefined ? {} : { password });
       if (epoch !== state.epoch) return;
-      action.done(answer || {});
+      await action.done(answer || {}, subject);
     } catch (error) {
       if (epoch !== state.epoch) return;
       if (error.code === "reauthentication_required" && password === undefined) {
         openPanel("reauthenticate");
         state.reauthenticate = name;
+        state.subject = subject;
         el.reauthenticateLead.textContent = action.lead;
         el.reauthenticatePassword.focus();
         return;
@@ -950,6 +1032,12 @@
         return;
       }
       if (state.panel === "reauthenticate") closePanel();
+      if (error.code === "not_found" && name === "passkey_delete") {
+        showSecurityError("That passkey no longer exists: it was removed meanwhile.");
+        loadPasskeys();
+        loadFactors();
+        return;
+      }
       showSecurityError(error.message);
       if (["totp_already_enabled", "totp_not_enabled"].includes(error.code)) loadFactors();
     }
@@ -968,7 +1056,7 @@
       el.reauthenticatePassword.focus();
       return;
     }
-    busy(el.reauthenticateSubmit, () => runSensitive(name, password));
+    busy(el.reauthenticateSubmit, () => runSensitive(name, password, state.subject));
   });
 
   el.totpCode.addEventListener("input", () => {
@@ -1089,6 +1177,7 @@
 
   for (const button of document.querySelectorAll("[data-panel-cancel]")) {
     button.addEventListener("click", () => {
+      cancelCeremony(); // a passkey prompt still open belongs to the form being closed
       closePanel();
       clearSecurityError();
     });
@@ -1109,10 +1198,435 @@
     }
   });
 
+  // ---------------------------------------------------------------- passkeys (WebAuthn)
+
+  /** Where the console must be opened for passkeys: the same port, by name. */
+  function localhostUrl() {
+    return `${location.protocol}//localhost${location.port ? `:${location.port}` : ""}`;
+  }
+
+  /** WebAuthn refuses IP addresses as the relying party, 127.0.0.1 included: only a domain name will do. */
+  function onIpAddress() {
+    const host = location.hostname;
+    return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":") || host.startsWith("[");
+  }
+
+  /** Why passkeys cannot work on this page, or "" when they can. */
+  function passkeyObstacle() {
+    if (onIpAddress()) {
+      return `Passkeys need the console at ${localhostUrl()}: browsers refuse them on an IP address such as ${location.hostname}.`;
+    }
+    if (!window.PublicKeyCredential || !navigator.credentials) {
+      return "This browser offers no passkeys on this page: they need https, or http://localhost.";
+    }
+    return "";
+  }
+
+  /** The same explanation beside each passkey button, with the address as a link to follow. */
+  function renderPasskeyHints() {
+    const obstacle = passkeyObstacle();
+    for (const hint of [el.passkeyLoginHint, el.passkeyVerifyHint, el.passkeyAddHint]) {
+      if (onIpAddress()) {
+        const link = document.createElement("a");
+        link.href = localhostUrl();
+        link.textContent = localhostUrl();
+        hint.replaceChildren("Passkeys need the console at ", link, ": browsers refuse them on an IP address.");
+      } else {
+        hint.textContent = obstacle;
+      }
+      show(hint, Boolean(obstacle));
+    }
+  }
+
+  function bytesFromBase64url(text) {
+    // The server sends base64url without padding; plain base64 and padding are taken as well.
+    const base64 = String(text).replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "");
+    const binary = atob(base64 + "===".slice((base64.length + 3) % 4));
+    const bytes = new Uint8Array(binary.length);
+    for (let index = 0; index < binary.length; index += 1) bytes[index] = binary.charCodeAt(index);
+    return bytes.buffer;
+  }
+
+  function base64urlFromBytes(data) {
+    const bytes = ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data);
+    let binary = "";
+    for (const byte of bytes) binary += String.fromCharCode(byte);
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  /** The options without null members: an absent value may arrive as null, which browsers refuse or read as 0. */
+  function withoutNulls(value) {
+    if (Array.isArray(value)) return value.map(withoutNulls);
+    if (!value || typeof value !== "object") return value;
+    const copy = {};
+    for (const [key, member] of Object.entries(value)) if (member !== null) copy[key] = withoutNulls(member);
+    return copy;
+  }
+
+  function withIds(descriptors) {
+    return (descriptors || []).map((descriptor) => ({ ...descriptor, id: bytesFromBase64url(descriptor.id) }));
+  }
+
+  function creationOptions(json) {
+    const options = withoutNulls(json);
+    if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === "function") {
+      return PublicKeyCredential.parseCreationOptionsFromJSON(options);
+    }
+    return {
+      ...options,
+      challenge: bytesFromBase64url(options.challenge),
+      user: { ...options.user, id: bytesFromBase64url(options.user.id) },
+      excludeCredentials: withIds(options.excludeCredentials),
+    };
+  }
+
+  function requestOptions(json) {
+    const options = withoutNulls(json);
+    if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
+      return PublicKeyCredential.parseRequestOptionsFromJSON(options);
+    }
+    return {
+      ...options,
+      challenge: bytesFromBase64url(options.challenge),
+      allowCredentials: withIds(options.allowCredentials),
+    };
+  }
+
+  /**
+   * The credential as the server reads it: base64url fields, and only those it names. Transports and the client's
+   * extension outputs stay out, so a browser's newer values cannot make the server refuse the whole credential.
+   */
+  function credentialJson(credential, kind) {
+    const encoded = typeof credential.toJSON === "function" ? credential.toJSON() : null;
+    const response = credential.response;
+    const field = (name) => {
+      if (encoded && encoded.response && typeof encoded.response[name] === "string") return encoded.response[name];
+      return response[name] ? base64urlFromBytes(response[name]) : null;
+    };
+    const names =
+      kind === "create"
+        ? ["attestationObject", "clientDataJSON"]
+        : ["authenticatorData", "clientDataJSON", "signature", "userHandle"];
+    return {
+      id: credential.id,
+      rawId: encoded && typeof encoded.rawId === "string" ? encoded.rawId : base64urlFromBytes(credential.rawId),
+      type: "public-key",
+      response: Object.fromEntries(names.map((name) => [name, field(name)])),
+      extensions: {},
+    };
+  }
+
+  /** One WebAuthn ceremony ("create" or "get") with the server's `publicKey` options; answers the credential JSON. */
+  async function passkeyCeremony(kind, publicKey) {
+    if (!publicKey) throw new ApiError(502, { detail: "The server sent no passkey options." });
+    cancelCeremony();
+    const controller = new AbortController();
+    state.ceremony = controller;
+    try {
+      const credential =
+        kind === "create"
+          ? await navigator.credentials.create({ publicKey: creationOptions(publicKey), signal: controller.signal })
+          : await navigator.credentials.get({ publicKey: requestOptions(publicKey), signal: controller.signal });
+      if (!credential) throw new DOMException("No passkey was chosen.", "NotAllowedError");
+      return credentialJson(credential, kind);
+    } finally {
+      if (state.ceremony === controller) state.ceremony = null;
+    }
+  }
+
+  /** Closes a passkey prompt this page opened, when what it was for is gone (signed out, form closed, back). */
+  function cancelCeremony() {
+    const controller = state.ceremony;
+    state.ceremony = null;
+    if (controller) controller.abort();
+  }
+
+  /** Words for a passkey attempt that failed; "" when this page cancelled it itself. */
+  function passkeyProblem(error) {
+    if (error instanceof ApiError) return error.message;
+    switch (error && error.name) {
+      case "AbortError":
+        return "";
+      case "NotAllowedError":
+        // Also what the browser says when the prompt timed out, or found no passkey for this site.
+        return "No passkey was used: the prompt was closed, timed out or found none for this site. Try again when you are ready.";
+      case "InvalidStateError":
+        return "This device or security key already holds a passkey of this account; add one on another.";
+      case "SecurityError":
+        return passkeyObstacle() || "The browser refused passkeys for this address.";
+      case "NotSupportedError":
+        return "This browser or device cannot make the kind of passkey asked for (one that checks it is you).";
+      default:
+        return `The browser could not use a passkey: ${error && error.message ? error.message : error}`;
+    }
+  }
+
+  /** Shows a failed passkey attempt with `display`: a closed prompt calmly, as it is no error. */
+  function reportPasskeyProblem(error, display) {
+    const message = passkeyProblem(error);
+    if (message) display(message, error && error.name === "NotAllowedError" ? "info" : "error");
+    return Boolean(message);
+  }
+
+  /** The server's rule for names: 1 to 64 characters once trimmed. */
+  function passkeyNameProblem(name) {
+    if (!name) return "Give the passkey a name.";
+    if ([...name].length > 64) return "A passkey's name has at most 64 characters.";
+    return "";
+  }
+
+  // The count comes from GET /api/users/me/mfa; the list, when that has no count yet.
+  function renderPasskeyCount() {
+    const fromFactors = state.factors && typeof state.factors.passkeys === "number" ? state.factors.passkeys : null;
+    const count = fromFactors ?? (state.passkeys ? state.passkeys.length : null);
+    const words = count === 0 ? "None" : `${count} ${count === 1 ? "passkey" : "passkeys"}`;
+    el.passkeyCount.textContent = count === null ? "" : words;
+    el.passkeyCount.classList.toggle("is-on", Boolean(count));
+    if (count === null) delete el.passkeyCount.dataset.count;
+    else el.passkeyCount.dataset.count = String(count);
+    show(el.passkeyAdd, count !== null);
+  }
+
+  function renderPasskeys() {
+    el.passkeyList.replaceChildren(...(state.passkeys || []).map(renderPasskeyRow));
+    renderPasskeyCount();
+  }
+
+  function renderPasskeyRow(passkey) {
+    const row = el.passkeyRowTemplate.content.firstElementChild.cloneNode(true);
+    const name = passkey.name || "Passkey";
+    row.dataset.passkeyId = passkey.id;
+    if (state.freshPasskeys.has(passkey.id)) {
+      row.classList.add("is-fresh");
+      state.freshPasskeys.delete(passkey.id);
+    }
+    row.querySelector("[data-testid=passkey-name]").textContent = name;
+    setTime(row.querySelector(".meta-created"), "Added", passkey.created_at);
+    const used = row.querySelector(".meta-used");
+    if (passkey.last_used_at) setTime(used, "Last used", passkey.last_used_at);
+    else used.textContent = "Not used yet";
+    const rename = row.querySelector("[data-testid=passkey-rename]");
+    rename.setAttribute("aria-label", `Rename the passkey ${name}`);
+    rename.addEventListener("click", () => {
+      openPanel("passkey_rename");
+      state.subject = { id: passkey.id, name };
+      el.passkeyRenameName.value = name;
+      el.passkeyRenameName.select();
+    });
+    const remove = row.querySelector("[data-testid=passkey-delete]");
+    remove.setAttribute("aria-label", `Remove the passkey ${name}`);
+    remove.addEventListener("click", () => {
+      openPanel("passkey_delete");
+      state.subject = { id: passkey.id, name };
+      el.passkeyDeleteName.textContent = `“${name}”`;
+      el.passkeyDeleteSubmit.focus();
+    });
+    return row;
+  }
+
+  let passkeysSeq = 0;
+  async function loadPasskeys() {
+    if (!state.signedIn) return;
+    const epoch = state.epoch;
+    const seq = ++passkeysSeq;
+    try {
+      const data = await api("GET", "/api/users/me/passkeys");
+      if (epoch !== state.epoch || seq !== passkeysSeq) return; // a newer answer wins
+      const known = state.passkeys ? new Set(state.passkeys.map((passkey) => passkey.id)) : null;
+      state.passkeys = Array.isArray(data && data.passkeys) ? data.passkeys : [];
+      if (known) for (const passkey of state.passkeys) if (!known.has(passkey.id)) state.freshPasskeys.add(passkey.id);
+      // A form about a passkey another device removed meanwhile has nothing left to act on.
+      const action = state.panel === "reauthenticate" ? state.reauthenticate : state.panel;
+      const subject = state.subject;
+      const gone = subject && !state.passkeys.some((passkey) => passkey.id === subject.id);
+      if (gone && ["passkey_rename", "passkey_delete"].includes(action)) {
+        closePanel();
+        showSecurityError(`The passkey “${subject.name}” was removed on another device meanwhile.`);
+      }
+      renderPasskeys();
+    } catch (error) {
+      if (epoch === state.epoch && state.signedIn && error.code !== "token_expired") {
+        el.securityFoot.textContent = `Could not load the passkeys: ${error.message}`;
+      }
+    }
+  }
+
+  /** A change the server answered for this page: shown at once, then read back. */
+  function passkeysChanged(update) {
+    if (state.passkeys) {
+      state.passkeys = update(state.passkeys);
+      if (state.factors) state.factors = { ...state.factors, passkeys: state.passkeys.length };
+    }
+    renderPasskeys();
+    loadPasskeys();
+    loadFactors();
+  }
+
+  /** After the options: the browser's prompt makes the credential, and the server keeps it under `name`. */
+  async function registerPasskey(answer, name) {
+    const epoch = state.epoch;
+    try {
+      const credential = await passkeyCeremony("create", answer.options && answer.options.publicKey);
+      if (epoch !== state.epoch) return;
+      const passkey = await api("POST", "/api/users/me/passkeys", {
+        ceremony_id: answer.ceremony_id,
+        name,
+        credential,
+      });
+      if (epoch !== state.epoch) return;
+      closePanel();
+      if (passkey && passkey.id) {
+        state.freshPasskeys.add(passkey.id);
+        passkeysChanged((list) => [passkey, ...list.filter((item) => item.id !== passkey.id)]);
+      } else {
+        passkeysChanged((list) => list);
+      }
+      toast(`Passkey “${name}” added`, "success");
+    } catch (error) {
+      if (epoch !== state.epoch) return;
+      // Back to the name, whichever form asked last: a new try right away needs no password again.
+      if (!passkeyProblem(error)) return;
+      if (state.panel !== "passkey_add") openPanel("passkey_add");
+      el.passkeyAddName.value = name;
+      reportPasskeyProblem(error, showSecurityError);
+      if (error.code === "validation_failed") el.passkeyAddName.select();
+    }
+  }
+
+  /** The current device's name, as the list of devices shows it: where a new passkey most often lives. */
+  function suggestedPasskeyName() {
+    const current = state.sessionId && state.sessions.get(state.sessionId);
+    return current && current.device ? String(current.device).slice(0, 64) : "";
+  }
+
+  el.passkeyAdd.addEventListener("click", () => {
+    const obstacle = passkeyObstacle();
+    if (obstacle) {
+      showSecurityError(obstacle);
+      return;
+    }
+    openPanel("passkey_add");
+    el.passkeyAddName.value = suggestedPasskeyName();
+    el.passkeyAddName.select();
+  });
+
+  el.passkeyAddForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = el.passkeyAddName.value.trim();
+    const problem = passkeyNameProblem(name);
+    if (problem) {
+      showSecurityError(problem);
+      el.passkeyAddName.focus();
+      return;
+    }
+    busy(el.passkeyAddSubmit, () => runSensitive("passkey_add", undefined, name));
+  });
+
+  el.passkeyRenameForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const passkey = state.subject;
+    const name = el.passkeyRenameName.value.trim();
+    if (!passkey) return;
+    const problem = passkeyNameProblem(name);
+    if (problem) {
+      showSecurityError(problem);
+      el.passkeyRenameName.focus();
+      return;
+    }
+    busy(el.passkeyRenameSubmit, async () => {
+      clearSecurityError();
+      const epoch = state.epoch;
+      try {
+        const renamed = await api("PATCH", `/api/users/me/passkeys/${encodeURIComponent(passkey.id)}`, { name });
+        if (epoch !== state.epoch) return;
+        closePanel();
+        passkeysChanged((list) =>
+          list.map((item) => (item.id === passkey.id ? { ...item, ...(renamed || {}), name } : item)),
+        );
+        toast(`Passkey renamed to “${name}”`, "success");
+      } catch (error) {
+        if (epoch !== state.epoch) return;
+        if (error.code === "not_found") {
+          closePanel();
+          showSecurityError(`The passkey “${passkey.name}” no longer exists: it was removed meanwhile.`);
+          loadPasskeys();
+          loadFactors();
+          return;
+        }
+        showSecurityError(error.message);
+        el.passkeyRenameName.select();
+      }
+    });
+  });
+
+  el.passkeyDeleteForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const passkey = state.subject;
+    if (!passkey) return;
+    busy(el.passkeyDeleteSubmit, () => runSensitive("passkey_delete", undefined, passkey));
+  });
+
+  // Passwordless: the authenticator offers the passkeys it holds for this site, and the one chosen names the account.
+  el.passkeyLogin.addEventListener("click", () => {
+    const obstacle = passkeyObstacle();
+    if (obstacle) {
+      showError(obstacle);
+      return;
+    }
+    busy(el.passkeyLogin, async () => {
+      clearError();
+      try {
+        const answer = await request("POST", "/api/auth/passkey/options");
+        const credential = await passkeyCeremony("get", answer && answer.options && answer.options.publicKey);
+        const tokens = await request("POST", "/api/auth/passkey/login", {
+          body: { ceremony_id: answer.ceremony_id, credential },
+        });
+        signIn(tokens);
+      } catch (error) {
+        reportPasskeyProblem(error, showError);
+      }
+    });
+  });
+
+  /** The second step with a passkey: the challenge carries the request options, limited to the account's passkeys. */
+  function verifyWithPasskey() {
+    const step = state.code;
+    if (!step || step.mode !== "mfa" || !step.webauthn) return;
+    const obstacle = passkeyObstacle();
+    if (obstacle) {
+      showError(obstacle);
+      return;
+    }
+    busy(el.passkeyVerify, async () => {
+      clearError();
+      try {
+        const credential = await passkeyCeremony("get", step.webauthn.publicKey);
+        if (state.code !== step) return; // the user went back meanwhile
+        const tokens = await request("POST", "/api/auth/login/verify", {
+          body: { challenge_id: step.challengeId, method: "webauthn", credential },
+        });
+        signIn(tokens);
+      } catch (error) {
+        if (state.code !== step) return;
+        if (error.code === "challenge_invalid") {
+          showAuthForms();
+          showError(`${error.message} Sign in again.`);
+          return;
+        }
+        reportPasskeyProblem(error, showError);
+      }
+    });
+  }
+
+  el.passkeyVerify.addEventListener("click", verifyWithPasskey);
+
   // ---------------------------------------------------------------- forms
 
   function showAuthForms() {
     state.code = null;
+    cancelCeremony();
     show(el.codeForm, false);
     show(el.authForms, true);
   }
@@ -1127,13 +1641,19 @@
   /** A sign-in that needs a second step: the challenge names the methods it accepts. */
   function showSecondStep(email, challenge) {
     const offered = Array.isArray(challenge.methods) ? challenge.methods : [];
-    const methods = METHOD_PREFERENCE.filter((method) => offered.includes(method));
+    // A passkey needs the request options the challenge carries along.
+    const webauthn = challenge.webauthn && challenge.webauthn.publicKey ? challenge.webauthn : null;
+    const methods = METHOD_PREFERENCE.filter(
+      (method) => offered.includes(method) && (method !== "webauthn" || webauthn),
+    );
     if (!methods.length) {
       showAuthForms();
       showError("This account needs a second step this console does not support.");
       return;
     }
-    showCodeStep({ mode: "mfa", email, challengeId: challenge.challenge_id, methods, method: methods[0] });
+    // Where passkeys cannot work (an IP address), start with another method if there is one.
+    const method = methods.find((name) => name !== "webauthn" || !passkeyObstacle()) || methods[0];
+    showCodeStep({ mode: "mfa", email, challengeId: challenge.challenge_id, methods, method, webauthn });
   }
 
   function renderCodeStep() {
@@ -1154,15 +1674,20 @@
     }
     el.codeForm.dataset.method = method || "email_otp";
     const mailed = !method || method === "email_otp";
+    const passkey = method === "webauthn";
     show(el.mailHint, mailed);
     show(el.codeResend, mailed);
+    show(el.codeField, !passkey);
+    show(el.codeSubmit, !passkey);
+    show(el.passkeyStep, passkey);
     for (const button of el.methodButtons) {
       show(button, Boolean(method) && button.dataset.method !== method && code.methods.includes(button.dataset.method));
     }
     show(el.codeMethods, el.methodButtons.some((button) => !button.hidden));
     setCodeInputKind(method === "recovery_code");
     el.codeInput.value = "";
-    el.codeInput.focus();
+    if (passkey) el.passkeyVerify.focus();
+    else el.codeInput.focus();
   }
 
   /** Six digits, or a recovery code: letters and digits in two groups of five. */
@@ -1272,6 +1797,7 @@
       const step = state.code;
       if (!step || step.mode !== "mfa" || !step.methods.includes(button.dataset.method)) return;
       clearError();
+      cancelCeremony();
       step.method = button.dataset.method;
       renderCodeStep();
     });
@@ -1281,6 +1807,10 @@
     event.preventDefault();
     const step = state.code;
     if (!step) return;
+    if (step.mode === "mfa" && step.method === "webauthn") {
+      verifyWithPasskey(); // no code to send: Enter here starts the passkey prompt
+      return;
+    }
     const code = el.codeInput.value.trim();
     const recovery = isRecoveryStep();
     if (recovery ? !/^[a-z0-9]{10}$/.test(code.replace(/-/g, "")) : !/^\d{6}$/.test(code)) {
@@ -1365,15 +1895,20 @@
     if (document.visibilityState !== "visible" || !state.signedIn) return;
     loadSessions();
     loadFactors();
+    loadPasskeys();
     if (!state.socket && !state.socketOpen) connectSocket();
   });
 
   // Relative times stay fresh between polls.
   setInterval(() => {
-    if (state.signedIn && document.visibilityState !== "hidden") renderSessions();
+    if (state.signedIn && document.visibilityState !== "hidden") {
+      renderSessions();
+      if (state.passkeys) renderPasskeys();
+    }
   }, 30000);
 
   async function start() {
+    renderPasskeyHints();
     try {
       // No body: the HttpOnly refresh cookie, if any, restores the session.
       const tokens = await request("POST", "/api/auth/refresh");

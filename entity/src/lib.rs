@@ -69,8 +69,14 @@
 //!   the hex HMAC-SHA256 of the code (under a key derived from `OTP_SECRET`, bound to the user). Deleted with
 //!   the user, and all at once when the set is replaced or the app turned off.
 //! - `login_challenges`: a sign-in waiting for its second factor: user, the methods that may finish it, what
-//!   its first step proved (`auth_methods`), `expires_at` (`OTP_TTL`), `consumed_at`. Deleted with the user.
-//!   No secret.
+//!   its first step proved (`auth_methods`), `expires_at` (`OTP_TTL`), `consumed_at`, and with passkeys the
+//!   passkey ceremony's state (`webauthn_state`). Deleted with the user. No secret.
+//! - `passkeys`: a user's WebAuthn credentials: name, `credential_id` (base64url, unique), `credential` (the
+//!   public key and flags as webauthn-rs stores them, JSON), `sign_count` (moved only forward, by a conditional
+//!   UPDATE), `created_at`, `last_used_at`. Deleted with the user. No secret: public keys only.
+//! - `webauthn_ceremonies`: a passkey registration or passwordless sign-in between its two requests: user (none
+//!   for a passwordless sign-in), purpose, `state` (the challenge sent, JSON), `expires_at` (5 minutes). Deleted
+//!   when used (the delete decides which request uses it) or when expired. No secret.
 //!
 //! The keys that exist only in memory are described in the authd crate's `tokens` module.
 //!
@@ -84,6 +90,7 @@ pub mod backend_key;
 pub mod login_challenge;
 pub mod mail_outbox;
 pub mod otp;
+pub mod passkey;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod registration;
@@ -93,4 +100,5 @@ pub mod session_revocation;
 pub mod signing_key;
 pub mod totp_factor;
 pub mod user;
+pub mod webauthn_ceremony;
 pub mod ws_ticket;

@@ -16,6 +16,9 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub consumed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// When `webauthn` is among the methods: the passkey ceremony's state (the challenge it sent, the
+    /// credentials it allows), which the answer is checked against. Not secret: the challenge is public.
+    pub webauthn_state: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

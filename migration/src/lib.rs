@@ -14,6 +14,7 @@ mod m20261202_000009_create_signing_keys;
 mod m20261202_000010_create_backend_keys;
 mod m20261202_000011_create_backchannel_receivers;
 mod m20261202_000012_add_second_factors;
+mod m20261202_000013_add_passkeys;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_create_backend_keys::Migration),
             Box::new(m20261202_000011_create_backchannel_receivers::Migration),
             Box::new(m20261202_000012_add_second_factors::Migration),
+            Box::new(m20261202_000013_add_passkeys::Migration),
         ]
     }
 }

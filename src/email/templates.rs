@@ -1,7 +1,8 @@
 //! Every mail kind, with its subject and its text and HTML bodies; user text is escaped in the HTML. The kinds:
 //! verification code, "you already have an account", sign-in code, password-reset code, new sign-in on a device
 //! label not seen before for the account, password changed, a session ended for refresh-token reuse, and the
-//! changes of second factors (authenticator app added or removed, a recovery code used, codes replaced).
+//! changes of second factors (authenticator app added or removed, a recovery code used, codes replaced, a passkey
+//! added or removed).
 
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
@@ -49,6 +50,12 @@ pub enum Mail {
         left: u64,
     },
     RecoveryCodesReplaced,
+    PasskeyAdded {
+        name: String,
+    },
+    PasskeyRemoved {
+        name: String,
+    },
 }
 
 impl std::fmt::Debug for Mail {
@@ -73,6 +80,8 @@ impl Mail {
             Self::AuthenticatorRemoved => "authenticator_removed",
             Self::RecoveryCodeUsed { .. } => "recovery_code_used",
             Self::RecoveryCodesReplaced => "recovery_codes_replaced",
+            Self::PasskeyAdded { .. } => "passkey_added",
+            Self::PasskeyRemoved { .. } => "passkey_removed",
         }
     }
 
@@ -89,6 +98,8 @@ impl Mail {
             Self::AuthenticatorRemoved => "Two-step verification by authenticator app was turned off",
             Self::RecoveryCodeUsed { .. } => "A recovery code of yours was used",
             Self::RecoveryCodesReplaced => "Your recovery codes were replaced",
+            Self::PasskeyAdded { .. } => "A passkey was added to your account",
+            Self::PasskeyRemoved { .. } => "A passkey was removed from your account",
         }
     }
 
@@ -164,6 +175,14 @@ impl Mail {
             ],
             Self::RecoveryCodesReplaced => vec![
                 "A new set of recovery codes was made for your account; the earlier codes no longer work.".to_owned(),
+                "If it was not you, reset your password now.".to_owned(),
+            ],
+            Self::PasskeyAdded { name } => vec![
+                format!("A passkey named \"{name}\" can now sign in to your account."),
+                "If it was not you, reset your password now and delete the passkey in your account.".to_owned(),
+            ],
+            Self::PasskeyRemoved { name } => vec![
+                format!("The passkey named \"{name}\" was removed from your account and no longer signs in."),
                 "If it was not you, reset your password now.".to_owned(),
             ],
         }

@@ -218,6 +218,7 @@ pub fn login_answer(outcome: LoginOutcome, settings: &crate::config::Settings) -
                 challenge_id: challenge.id,
                 methods: challenge.methods,
                 expires_in: challenge.expires_in,
+                webauthn: challenge.webauthn,
             }),
     }
 }
@@ -227,9 +228,14 @@ pub fn login_answer(outcome: LoginOutcome, settings: &crate::config::Settings) -
 pub struct ChallengeResponse {
     pub mfa_required: bool,
     pub challenge_id: uuid::Uuid,
-    /// The methods that may finish it: `email_otp` (a code was mailed), `totp`, `recovery_code`.
+    /// The methods that may finish it: `email_otp` (a code was mailed), `totp`, `recovery_code`, `webauthn`.
     pub methods: Vec<&'static str>,
     pub expires_in: u64,
+    /// With `webauthn`: the options for `navigator.credentials.get` (`{"publicKey": {...}}`, binary fields in
+    /// base64url).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub webauthn: Option<webauthn_rs::prelude::RequestChallengeResponse>,
 }
 
 /// Rotate a refresh token (from the body, or the cookie when the body is absent, empty or `{}`).

@@ -17,7 +17,7 @@ use crate::{
     error::{AppError, AppResult},
     services::{
         AppState,
-        challenges::{self, ChallengeMethod},
+        challenges::{self, Answer, ChallengeMethod},
         codes,
     },
 };
@@ -53,9 +53,14 @@ pub struct ChallengeAnswer {
     pub challenge_id: Uuid,
     /// One of the challenge's `methods`.
     pub method: SecondFactorMethod,
-    /// Six digits (`email_otp`, `totp`), or a recovery code (`xxxxx-xxxxx`, hyphen and case optional).
+    /// Six digits (`email_otp`, `totp`), or a recovery code (`xxxxx-xxxxx`, hyphen and case optional); not with
+    /// `webauthn`.
     #[schema(min_length = 6, max_length = 32)]
-    pub code: String,
+    pub code: Option<String>,
+    /// With `webauthn`: the passkey's answer to the challenge's `webauthn` options, as `PublicKeyCredential.toJSON()`
+    /// gives it (binary fields in base64url).
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 /// How a challenged sign-in is finished.
@@ -65,6 +70,7 @@ pub enum SecondFactorMethod {
     EmailOtp,
     Totp,
     RecoveryCode,
+    Webauthn,
 }
 
 impl From<SecondFactorMethod> for ChallengeMethod {
@@ -73,6 +79,7 @@ impl From<SecondFactorMethod> for ChallengeMethod {
             SecondFactorMethod::EmailOtp => Self::EmailOtp,
             SecondFactorMethod::Totp => Self::Totp,
             SecondFactorMethod::RecoveryCode => Self::RecoveryCode,
+            SecondFactorMethod::Webauthn => Self::Webauthn,
         }
     }
 }
@@ -160,15 +167,24 @@ pub async fn finish_login(
     request: HttpRequest,
     body: JsonBody<ChallengeAnswer>,
 ) -> AppResult<HttpResponse> {
-    let method = body.0.method;
-    let code = match method {
-        SecondFactorMethod::EmailOtp | SecondFactorMethod::Totp => parse_code(&body.0.code)?,
-        SecondFactorMethod::RecoveryCode if body.0.code.chars().count() <= 32 => body.0.code.as_str(),
-        SecondFactorMethod::RecoveryCode => {
-            return Err(AppError::validation("code", "must be a recovery code (xxxxx-xxxxx)"));
-        }
+    let ChallengeAnswer {
+        challenge_id,
+        method,
+        code,
+        credential,
+    } = body.0;
+    let credential = match method {
+        SecondFactorMethod::Webauthn => Some(super::passkeys::parse_assertion(credential)?),
+        _ => None,
+    };
+    let code = code.unwrap_or_default();
+    let answer = match (method, &credential) {
+        (SecondFactorMethod::Webauthn, Some(credential)) => Answer::Passkey(credential),
+        (SecondFactorMethod::EmailOtp | SecondFactorMethod::Totp, _) => Answer::Code(parse_code(&code)?),
+        (SecondFactorMethod::RecoveryCode, _) if (1..=32).contains(&code.chars().count()) => Answer::Code(&code),
+        _ => return Err(AppError::validation("code", "must be a recovery code (xxxxx-xxxxx)")),
     };
     let client = client_info(&request, &state.settings);
-    let signed_in = challenges::finish(&state, body.0.challenge_id, method.into(), code, &client).await?;
+    let signed_in = challenges::finish(&state, challenge_id, method.into(), answer, &client).await?;
     Ok(token_response(signed_in, &state.settings))
 }

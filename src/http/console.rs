@@ -12,7 +12,9 @@
 //! one second; `register.mjs` registers through the form, types the mailed code the test passes on its standard
 //! input, and signs in again with the password chosen there; `second-factor.mjs` sets up an authenticator app in
 //! one context (computing its codes from the key the page shows), sees it on in the other without a reload, and
-//! signs in again with an app code and with a recovery code.
+//! signs in again with an app code and with a recovery code; `passkeys.mjs` (on `localhost`, since WebAuthn
+//! refuses IP addresses) adds a passkey through Chromium's virtual authenticator and signs in with it after the
+//! password and alone.
 
 use std::borrow::Cow;
 

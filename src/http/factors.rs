@@ -93,7 +93,7 @@ fn bounded_code(code: &str) -> AppResult<&str> {
 }
 
 /// The password in the body, or else a recent authentication of the session.
-async fn step_up(state: &AppState, caller: &AuthUser, body: Option<StepUpRequest>) -> AppResult<()> {
+pub async fn step_up(state: &AppState, caller: &AuthUser, body: Option<StepUpRequest>) -> AppResult<()> {
     match body.and_then(|body| body.password) {
         Some(password) => {
             let account = users::current(state, caller.user).await?;

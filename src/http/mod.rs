@@ -13,6 +13,7 @@ pub mod hardening;
 pub mod health;
 pub mod json_shape;
 pub mod openapi;
+pub mod passkeys;
 pub mod problems;
 pub mod rate_limit;
 pub mod realtime;

@@ -44,6 +44,13 @@ use super::problems::PROBLEM_JSON;
         super::factors::confirm_totp,
         super::factors::disable_totp,
         super::factors::replace_recovery_codes,
+        super::passkeys::list,
+        super::passkeys::registration_options,
+        super::passkeys::add,
+        super::passkeys::rename,
+        super::passkeys::delete,
+        super::passkeys::sign_in_options,
+        super::passkeys::sign_in,
         super::health::live,
         super::health::ready,
         super::health::metrics,
@@ -82,7 +89,7 @@ impl Modify for BearerScheme {
 struct ProblemAnswers;
 
 /// The endpoints that spend the per-IP budget (`docs/API.md`, rate limits).
-const IP_BUDGET_PATHS: [&str; 7] = [
+const IP_BUDGET_PATHS: [&str; 9] = [
     "/api/auth/register",
     "/api/auth/verify-email",
     "/api/auth/login",
@@ -90,6 +97,8 @@ const IP_BUDGET_PATHS: [&str; 7] = [
     "/api/auth/otp/request",
     "/api/auth/otp/login",
     "/api/auth/password/reset",
+    "/api/auth/passkey/options",
+    "/api/auth/passkey/login",
 ];
 
 /// The endpoints that answer without the database (and so without its 503).

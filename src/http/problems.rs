@@ -78,6 +78,10 @@ fn describe(code: ErrorCode) -> (StatusCode, &'static str) {
             StatusCode::CONFLICT,
             "No authenticator app is on, or its setup was not started or has expired.",
         ),
+        PasskeyInvalid => (
+            StatusCode::BAD_REQUEST,
+            "The passkey was not accepted: start again with new options.",
+        ),
         RefreshTokenInvalid => (StatusCode::UNAUTHORIZED, "The refresh token is not valid."),
         RefreshTokenReused => (
             StatusCode::UNAUTHORIZED,

@@ -3,7 +3,8 @@
 use actix_web::{Resource, web};
 
 use super::{
-    account, auth, backends, codes, console, docs, factors, health, openapi, problems, realtime, sessions, well_known,
+    account, auth, backends, codes, console, docs, factors, health, openapi, passkeys, problems, realtime, sessions,
+    well_known,
 };
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -37,6 +38,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::put().to(backends::register_receiver))
                 .route(web::delete().to(backends::remove_receiver)),
         )
+        .service(resource("/api/auth/passkey/options", "POST").route(web::post().to(passkeys::sign_in_options)))
+        .service(resource("/api/auth/passkey/login", "POST").route(web::post().to(passkeys::sign_in)))
         .service(resource("/api/auth/reauthenticate", "POST").route(web::post().to(factors::reauthenticate)))
         .service(resource("/api/auth/ws-ticket", "POST").route(web::post().to(realtime::ticket)))
         .service(resource("/api/ws", "GET").route(web::get().to(realtime::upgrade)))
@@ -58,6 +61,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/api/users/me/mfa/totp/confirm", "POST").route(web::post().to(factors::confirm_totp)))
         .service(
             resource("/api/users/me/mfa/recovery-codes", "POST").route(web::post().to(factors::replace_recovery_codes)),
+        )
+        .service(
+            resource("/api/users/me/passkeys", "GET, POST")
+                .route(web::get().to(passkeys::list))
+                .route(web::post().to(passkeys::add)),
+        )
+        .service(
+            resource("/api/users/me/passkeys/options", "POST").route(web::post().to(passkeys::registration_options)),
+        )
+        .service(
+            resource("/api/users/me/passkeys/{id}", "PATCH, DELETE")
+                .route(web::patch().to(passkeys::rename))
+                .route(web::delete().to(passkeys::delete)),
         )
         .service(resource("/api/users/me/password", "POST").route(web::post().to(account::change_password)));
 }

@@ -53,6 +53,9 @@ pub enum SecurityChange {
     RecoveryCodesRegenerated,
     EmailOtpEnabled,
     EmailOtpDisabled,
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyRenamed,
 }
 
 /// A change of a user's second factors, told to that user's other devices so they can refresh their view.

@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    AppState, login, now,
+    AppState, challenges, login, now,
     revocation::{self, Change, Scope},
     throttle, users,
 };
@@ -90,6 +90,7 @@ pub async fn change_password(
     change
         .end_sessions(user, Scope::AllExcept(session), RevocationReason::PasswordChanged, at)
         .await?;
+    challenges::end_pending(change.connection(), user).await?;
     change.queue_mail(&email, &Mail::PasswordChanged).await?;
     change.commit().await
 }

@@ -8,7 +8,7 @@
 //!   its request, and its checks answer as that slot's code would: `otp_expired` after `OTP_TTL`, else a try
 //!   counted in `code_attempts` (reset with each slot) by a conditional UPDATE, `otp_attempts_exceeded` past
 //!   `OTP_MAX_ATTEMPTS`. So no sequence of answers tells which addresses have accounts.
-//! - Passwordless sign-in of an account with an authenticator app answers a challenge for the app (see
+//! - Passwordless sign-in of an account with an authenticator app or a passkey answers a challenge for it (see
 //!   `challenges`): the mailed code is one factor, like a password.
 
 use sea_orm::{ActiveValue::Set, IntoActiveModel};
@@ -72,8 +72,8 @@ pub async fn request(state: &AppState, email: &EmailAddress, purpose: OtpPurpose
     Ok(())
 }
 
-/// Passwordless sign-in with a `login` code. An account with an authenticator app answers a challenge for it
-/// instead: the mailed code alone is one factor.
+/// Passwordless sign-in with a `login` code. An account with an authenticator app or a passkey answers a
+/// challenge for it instead: the mailed code alone is one factor.
 pub async fn login_with_code(
     state: &AppState,
     email: &EmailAddress,
@@ -91,9 +91,10 @@ pub async fn login_with_code(
     )
     .await?;
     let user = user.ok_or(AppError::OtpInvalid)?;
-    if user.mfa_totp {
+    let second_steps = challenges::second_steps(state, &user, &Authentication::code()).await?;
+    if !second_steps.is_empty() {
         return Ok(LoginOutcome::SecondFactor(
-            challenges::start(state, &user, Authentication::code()).await?,
+            challenges::start(state, &user, Authentication::code(), second_steps).await?,
         ));
     }
     Ok(LoginOutcome::SignedIn(
@@ -133,6 +134,7 @@ pub async fn reset_password(
     sea_orm::ActiveModelTrait::update(active, change.connection()).await?;
     // The address is proven now: a registration's password or a verification code can no longer apply.
     end_pending_registrations(change.connection(), user_id).await?;
+    challenges::end_pending(change.connection(), user_id).await?;
     change
         .end_sessions(user_id, Scope::All, RevocationReason::PasswordReset, at)
         .await?;

@@ -11,10 +11,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
-    AppState, recovery_codes,
+    AppState, passkeys, recovery_codes,
     revocation::Change,
     throttle::{self, ThrottleKey},
-    totp,
+    totp, users,
 };
 use crate::{
     email::Mail,
@@ -35,6 +35,7 @@ pub struct FactorsView {
     pub email_otp: bool,
     pub totp: bool,
     pub recovery_codes_left: u64,
+    pub passkeys: u64,
 }
 
 pub async fn overview(state: &AppState, account: &user::Model) -> AppResult<FactorsView> {
@@ -47,6 +48,7 @@ pub async fn overview(state: &AppState, account: &user::Model) -> AppResult<Fact
         email_otp: account.mfa_email_otp,
         totp: account.mfa_totp,
         recovery_codes_left,
+        passkeys: passkeys::count(state, account.id).await?,
     })
 }
 
@@ -108,6 +110,9 @@ pub async fn disable_totp(state: &AppState, account: &user::Model, session: Uuid
     }
     verify_any(state, account, code).await?;
     let mut change = Change::begin(state).await?;
+    if !users::lock(change.connection(), account.id).await?.mfa_totp {
+        return Err(AppError::TotpNotEnabled);
+    }
     entity::totp_factor::Entity::delete_by_id(account.id)
         .exec(change.connection())
         .await?;
@@ -130,6 +135,10 @@ pub async fn replace_recovery_codes(state: &AppState, account: &user::Model, ses
         return Err(AppError::TotpNotEnabled);
     }
     let mut change = Change::begin(state).await?;
+    // Two parallel replacements take turns, so the second deletes the first's set: one set lives.
+    if !users::lock(change.connection(), account.id).await?.mfa_totp {
+        return Err(AppError::TotpNotEnabled);
+    }
     let codes = recovery_codes::replace(state, change.connection(), account.id).await?;
     change.queue_mail(&account.email, &Mail::RecoveryCodesReplaced).await?;
     change

@@ -126,16 +126,16 @@ async fn attempt(
     };
     // A parallel attempt may have locked the address while this one waited for its hash: nothing that tells
     // the password was right is answered then. A plain sign-in's own write checks the lock.
-    let second_factor = user.mfa_email_otp || user.mfa_totp;
-    let check = if second_factor {
-        LockCheck::Here
-    } else {
+    let second_steps = challenges::second_steps(state, &user, &Authentication::password()).await?;
+    let check = if second_steps.is_empty() {
         LockCheck::InTheWrite
+    } else {
+        LockCheck::Here
     };
     standing.record_success(state, key, check).await?;
-    if second_factor {
+    if !second_steps.is_empty() {
         return Ok(LoginOutcome::SecondFactor(
-            challenges::start(state, &user, Authentication::password()).await?,
+            challenges::start(state, &user, Authentication::password(), second_steps).await?,
         ));
     }
     Ok(LoginOutcome::SignedIn(

@@ -8,6 +8,7 @@ pub mod factors;
 pub mod introspection;
 pub mod login;
 pub mod otp;
+pub mod passkeys;
 pub mod recovery_codes;
 pub mod refresh;
 pub mod registration;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub factor_keys: HmacKey,
     /// Seals authenticator-app secrets at rest.
     pub factor_sealer: crate::sealing::Sealer,
+    /// Passkey ceremonies for `WEBAUTHN_RP_ID` and `WEBAUTHN_ORIGINS`.
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
     pub mailer: Mailer,
     /// Announces session changes to this node's devices and the other nodes.
     pub publisher: Arc<dyn Publisher>,

@@ -214,6 +214,14 @@ pub async fn verify_email(
         .one(state.store.connection())
         .await?
         .ok_or(AppError::OtpInvalid)?;
+    // Only an address verified meanwhile can have a second factor by now; a verification code does not get
+    // past it.
+    if !super::challenges::second_steps(state, &user, &crate::domain::Authentication::code())
+        .await?
+        .is_empty()
+    {
+        return Err(AppError::OtpInvalid);
+    }
     let signed_in = sessions::sign_in(state, &user, client, &crate::domain::Authentication::code()).await?;
     Ok(Verified {
         signed_in,

@@ -2,10 +2,14 @@
 //!
 //! It runs hourly from the sweeper: revocation log rows go a day after no access token of their session can be
 //! valid; ended sessions (and with them their refresh tokens) after 30 days; codes a day after they expired; sent
-//! mail after 7 days; throttle rows with no lock and no mail in the last 24 hours. Deleting an account also
-//! deletes its throttle rows and its mail in the same transaction.
+//! mail after 7 days; throttle rows with no lock and no mail in the last 24 hours; login challenges and passkey
+//! ceremonies a day after they expired, and authenticator-app setups never confirmed a day after they began.
+//! Deleting an account also deletes its throttle rows and its mail in the same transaction.
 
-use entity::{address_throttle, mail_outbox, otp, registration, session, session_revocation};
+use entity::{
+    address_throttle, login_challenge, mail_outbox, otp, registration, session, session_revocation, totp_factor,
+    webauthn_ceremony,
+};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::ExprTrait};
 
 use super::{AppState, now, now_ms, seconds};
@@ -35,6 +39,20 @@ pub async fn prune(state: &AppState) -> AppResult<()> {
         .await?;
     registration::Entity::delete_many()
         .filter(registration::Column::CreatedAt.lt(at - seconds(super::registration::REGISTRATION_LIFE)))
+        .exec(database)
+        .await?;
+    let a_day_ago = at - chrono::Duration::days(1);
+    login_challenge::Entity::delete_many()
+        .filter(login_challenge::Column::ExpiresAt.lt(a_day_ago))
+        .exec(database)
+        .await?;
+    webauthn_ceremony::Entity::delete_many()
+        .filter(webauthn_ceremony::Column::ExpiresAt.lt(a_day_ago))
+        .exec(database)
+        .await?;
+    totp_factor::Entity::delete_many()
+        .filter(totp_factor::Column::ConfirmedAt.is_null())
+        .filter(totp_factor::Column::CreatedAt.lt(a_day_ago))
         .exec(database)
         .await?;
     mail_outbox::Entity::delete_many()

@@ -27,6 +27,7 @@ use super::{
     revocation::Change,
     seconds,
     throttle::{self, ThrottleKey},
+    users,
 };
 use crate::{
     email::Mail,
@@ -58,7 +59,7 @@ fn authenticator(state: &AppState, secret: Vec<u8>, account: &str) -> AppResult<
         0,
         STEP_SECONDS,
         secret,
-        Some(state.settings.totp_issuer.clone()),
+        Some(state.settings.service_name.clone()),
         account.to_owned(),
     )
     .map_err(|error| AppError::Internal(format!("authenticator parameters refused: {error}")))
@@ -90,8 +91,11 @@ pub async fn start_enrolment(state: &AppState, account: &user::Model) -> AppResu
     let sealed = state.factor_sealer.seal(&secret, account.id.as_bytes());
     let totp = authenticator(state, secret, &account.email)?;
     let transaction = state.store.begin_write().await?;
-    // A pending secret is replaced; a confirmed one cannot be here (`mfa_totp` is false), but an account turned
-    // off meanwhile on another node may have left one: the delete takes whichever is there.
+    // Read again under the account's lock: an app confirmed meanwhile stays, and parallel setups take turns.
+    if users::lock(&transaction, account.id).await?.mfa_totp {
+        return Err(AppError::TotpAlreadyEnabled);
+    }
+    // With the app off, a row here is a pending setup: it is replaced.
     totp_factor::Entity::delete_by_id(account.id).exec(&transaction).await?;
     totp_factor::Entity::insert(totp_factor::ActiveModel {
         user_id: Set(account.id),
@@ -130,10 +134,13 @@ pub async fn confirm(state: &AppState, account: &user::Model, session: Uuid, cod
         .ok_or(AppError::TotpNotEnabled)?;
     check_code(state, account, &pending, code).await?;
     let mut change = Change::begin(state).await?;
+    users::lock(change.connection(), account.id).await?;
+    // Only the secret the code was checked against: a setup restarted meanwhile has another.
     let confirmed = totp_factor::Entity::update_many()
         .col_expr(totp_factor::Column::ConfirmedAt, Expr::value(now()))
         .filter(totp_factor::Column::UserId.eq(account.id))
         .filter(totp_factor::Column::ConfirmedAt.is_null())
+        .filter(totp_factor::Column::Secret.eq(pending.secret.clone()))
         .exec(change.connection())
         .await?;
     if confirmed.rows_affected == 0 {

@@ -10,7 +10,9 @@
 
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, sea_query::Expr,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -48,6 +50,25 @@ impl From<&user::Model> for UserView {
             created_at: model.created_at,
         }
     }
+}
+
+/// The user's row, locked until `transaction` ends: changes of one account's factors take turns, so two parallel
+/// ones cannot both act on what they read before the other wrote. The lock is taken by a write that changes
+/// nothing, which locks the row on PostgreSQL, and on SQLite makes the transaction a writer from its first
+/// statement (a transaction that reads first fails when another connection writes before its own first write).
+pub async fn lock(transaction: &impl sea_orm::ConnectionTrait, user: Uuid) -> AppResult<user::Model> {
+    let locked = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
+        .filter(user::Column::Id.eq(user))
+        .exec(transaction)
+        .await?;
+    if locked.rows_affected == 0 {
+        return Err(AppError::SessionRevoked);
+    }
+    user::Entity::find_by_id(user)
+        .one(transaction)
+        .await?
+        .ok_or(AppError::SessionRevoked)
 }
 
 /// The user behind a valid access token. A deleted account reads as an ended session.

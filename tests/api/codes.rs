@@ -463,3 +463,16 @@ async fn challenge_mails_are_capped_per_hour() {
     assert!(limited.headers().contains_key("retry-after"));
     assert_problem(limited, 429, "rate_limited").await;
 }
+
+/// A second sign-in's code replaces the first's: the first challenge can no longer be finished by mail, and
+/// its code is no wrong guess either.
+#[actix_web::test]
+async fn a_challenge_whose_code_was_replaced_is_over() {
+    let app = spawn_app().await;
+    let (email, tokens) = app.user_with_session().await;
+    enable_second_factor(&app, &tokens.access).await;
+    let (first, first_code) = challenge(&app, &email).await;
+    let (second, second_code) = challenge(&app, &email).await;
+    assert_problem(answer(&app, &first, &first_code).await, 400, "challenge_invalid").await;
+    assert_eq!(answer(&app, &second, &second_code).await.status(), StatusCode::OK);
+}

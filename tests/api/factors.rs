@@ -128,7 +128,7 @@ async fn an_authenticator_app_is_on_only_after_a_confirmed_code() {
     assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
     assert_eq!(
         factors(&app, &tokens.access).await,
-        json!({"email_otp": false, "totp": false, "recovery_codes_left": 0})
+        json!({"email_otp": false, "totp": false, "recovery_codes_left": 0, "passkeys": 0})
     );
     let wrong = app
         .post_authed(
@@ -170,7 +170,7 @@ async fn an_authenticator_app_is_on_only_after_a_confirmed_code() {
     assert!(codes.iter().all(|code| code.as_str().unwrap().len() == 11));
     assert_eq!(
         factors(&app, &tokens.access).await,
-        json!({"email_otp": false, "totp": true, "recovery_codes_left": 10})
+        json!({"email_otp": false, "totp": true, "recovery_codes_left": 10, "passkeys": 0})
     );
     app.mail
         .wait_for_subject(&email, "An authenticator app was added to your account")
@@ -447,7 +447,7 @@ async fn turning_the_app_off_needs_password_and_code_and_tells_the_other_devices
         .await;
     assert_eq!(
         factors(&app, &tokens.access).await,
-        json!({"email_otp": false, "totp": false, "recovery_codes_left": 0})
+        json!({"email_otp": false, "totp": false, "recovery_codes_left": 0, "passkeys": 0})
     );
     // The password alone signs in again.
     let response = app.login(&email, PASSWORD).await;
@@ -487,4 +487,137 @@ async fn with_both_second_factors_either_finishes_the_sign_in() {
         .code()
         .unwrap();
     assert_problem(answer(&app, &id, "email_otp", &code).await, 400, "challenge_invalid").await;
+}
+
+#[actix_web::test]
+async fn reauthentication_takes_an_app_or_recovery_code_once() {
+    let app = spawn_app_with(&[("REAUTHENTICATION_MAX_AGE", "1")]).await;
+    let (email, tokens) = app.user_with_session().await;
+    let (authenticator, codes) = enrol(&app, &tokens.access).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stale = app
+        .post_authed("/api/users/me/mfa/recovery-codes", &tokens.access, None)
+        .await;
+    assert_problem(stale, 403, "reauthentication_required").await;
+    let reauthenticate = |code: String| {
+        let app = &app;
+        let access = tokens.access.clone();
+        async move {
+            app.post_authed("/api/auth/reauthenticate", &access, Some(&json!({"code": code})))
+                .await
+        }
+    };
+    assert_eq!(reauthenticate(authenticator.code(1)).await.status(), StatusCode::OK);
+    // The same app code again is a replay.
+    assert_problem(reauthenticate(authenticator.code(1)).await, 400, "otp_invalid").await;
+    assert_eq!(reauthenticate(codes[0].clone()).await.status(), StatusCode::OK);
+    assert_problem(reauthenticate(codes[0].clone()).await, 400, "otp_invalid").await;
+    app.mail
+        .wait_for_subject(&email, "A recovery code of yours was used")
+        .await;
+    let fresh = app
+        .post_authed("/api/users/me/mfa/recovery-codes", &tokens.access, None)
+        .await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn parallel_new_sets_of_recovery_codes_leave_one_set() {
+    let app = spawn_app().await;
+    let (_, tokens) = app.user_with_session().await;
+    let (_, _) = enrol(&app, &tokens.access).await;
+    let path = "/api/users/me/mfa/recovery-codes";
+    let (left, right) = tokio::join!(
+        app.post_authed(path, &tokens.access, None),
+        app.post_authed(path, &tokens.access, None)
+    );
+    assert_eq!((left.status(), right.status()), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(factors(&app, &tokens.access).await["recovery_codes_left"], 10);
+}
+
+#[actix_web::test]
+async fn other_devices_hear_of_every_change_of_factors() {
+    let app = spawn_app().await;
+    let (email, tokens) = app.user_with_session().await;
+    let other = app.login_as(&email, PASSWORD, crate::helpers::app::FIREFOX).await;
+    let mut other_device = app.socket(&other.access).await;
+    let set_email_code = |enabled: bool| {
+        app.client
+            .put(app.url("/api/users/me/mfa/email-otp"))
+            .bearer_auth(&tokens.access)
+            .json(&json!({"enabled": enabled, "password": PASSWORD}))
+            .send()
+    };
+    assert_eq!(set_email_code(true).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        other_device.next_json_ignoring(&["session_created"]).await,
+        json!({"type": "security_changed", "change": "email_otp_enabled"})
+    );
+    assert_eq!(set_email_code(false).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        other_device.next_json().await,
+        json!({"type": "security_changed", "change": "email_otp_disabled"})
+    );
+    enrol(&app, &tokens.access).await;
+    assert_eq!(other_device.next_json().await["change"], "totp_enabled");
+    let response = app
+        .post_authed("/api/users/me/mfa/recovery-codes", &tokens.access, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        other_device.next_json().await,
+        json!({"type": "security_changed", "change": "recovery_codes_regenerated"})
+    );
+    app.mail
+        .wait_for_subject(&email, "Your recovery codes were replaced")
+        .await;
+}
+
+#[actix_web::test]
+async fn a_setup_not_confirmed_in_time_is_gone_and_codes_of_others_do_not_count() {
+    let app = spawn_app_with(&[("OTP_TTL", "1")]).await;
+    let (_, tokens) = app.user_with_session().await;
+    let response = app.post_authed("/api/users/me/mfa/totp", &tokens.access, None).await;
+    let secret = response.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let late = app
+        .post_authed(
+            "/api/users/me/mfa/totp/confirm",
+            &tokens.access,
+            Some(&json!({"code": Authenticator::new(&secret).code(0)})),
+        )
+        .await;
+    assert_problem(late, 409, "totp_not_enabled").await;
+    let no_app = app
+        .post_authed("/api/users/me/mfa/recovery-codes", &tokens.access, None)
+        .await;
+    assert_problem(no_app, 409, "totp_not_enabled").await;
+
+    // Another account's app and recovery codes do not finish this account's challenge.
+    let spawned = spawn_app().await;
+    let (owner_email, owner) = spawned.user_with_session().await;
+    let (_, owner_codes) = enrol(&spawned, &owner.access).await;
+    let (_, stranger) = spawned.user_with_session().await;
+    let (stranger_app, stranger_codes) = enrol(&spawned, &stranger.access).await;
+    let methods = json!(["totp", "recovery_code"]);
+    let id = challenge(&spawned, &owner_email, methods).await;
+    assert_problem(
+        answer(&spawned, &id, "totp", &stranger_app.code(1)).await,
+        400,
+        "otp_invalid",
+    )
+    .await;
+    assert_problem(
+        answer(&spawned, &id, "recovery_code", &stranger_codes[0]).await,
+        400,
+        "otp_invalid",
+    )
+    .await;
+    assert_eq!(
+        answer(&spawned, &id, "recovery_code", &owner_codes[0]).await.status(),
+        StatusCode::OK
+    );
 }

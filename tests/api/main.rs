@@ -16,6 +16,7 @@ mod factors;
 mod login;
 mod operations;
 mod otp;
+mod passkeys;
 mod protected_api;
 mod realtime;
 mod refresh;

@@ -75,6 +75,13 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("/api/users/me/mfa/totp/confirm", "post"),
         ("/api/users/me/mfa/recovery-codes", "post"),
         ("/api/auth/reauthenticate", "post"),
+        ("/api/users/me/passkeys", "get"),
+        ("/api/users/me/passkeys", "post"),
+        ("/api/users/me/passkeys/options", "post"),
+        ("/api/users/me/passkeys/{id}", "patch"),
+        ("/api/users/me/passkeys/{id}", "delete"),
+        ("/api/auth/passkey/options", "post"),
+        ("/api/auth/passkey/login", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),
@@ -323,7 +330,7 @@ async fn the_openapi_document_states_the_servers_rules() {
     let schemas = &document["components"]["schemas"];
     assert_eq!(
         schemas["SecondFactorMethod"]["enum"],
-        serde_json::json!(["email_otp", "totp", "recovery_code"])
+        serde_json::json!(["email_otp", "totp", "recovery_code", "webauthn"])
     );
     let name = &schemas["RegisterRequest"]["properties"]["name"];
     assert_eq!(name["maxLength"], 100, "{name}");

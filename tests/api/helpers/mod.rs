@@ -1,4 +1,5 @@
 pub mod app;
+pub mod passkey;
 pub mod smtp;
 pub mod ws;
 
