@@ -137,7 +137,9 @@ pub async fn overview(state: web::Data<AppState>, caller: AuthUser) -> AppResult
 
 /// Start setting up an authenticator app (it is on only after a confirmed code).
 #[utoipa::path(post, path = "/api/users/me/mfa/totp", tag = "factors", request_body(content = StepUpRequest, description = "optional"),
-    responses((status = 200, body = TotpEnrolmentResponse),
+    responses(
+        (status = 429, description = "account_locked: too many wrong passwords or codes for this account (with Retry-After)", body = crate::http::problems::Problem),
+        (status = 200, body = TotpEnrolmentResponse),
         (status = 403, description = "reauthentication_required, or invalid_password", body = crate::http::problems::Problem),
         (status = 409, description = "totp_already_enabled", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
@@ -158,7 +160,9 @@ pub async fn start_totp(
 
 /// Turn the authenticator app on with one of its codes; answers the recovery codes.
 #[utoipa::path(post, path = "/api/users/me/mfa/totp/confirm", tag = "factors", request_body = TotpConfirmRequest,
-    responses((status = 200, body = TotpConfirmResponse),
+    responses(
+        (status = 429, description = "account_locked: too many wrong passwords or codes for this account (with Retry-After)", body = crate::http::problems::Problem),
+        (status = 200, body = TotpConfirmResponse),
         (status = 400, description = "otp_invalid", body = crate::http::problems::Problem),
         (status = 409, description = "totp_not_enabled: no setup started, or it expired", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
@@ -179,7 +183,9 @@ pub async fn confirm_totp(
 
 /// Turn the authenticator app off (password and a current or recovery code); the owner is mailed.
 #[utoipa::path(delete, path = "/api/users/me/mfa/totp", tag = "factors", request_body = TotpDisableRequest,
-    responses((status = 200, body = UserView),
+    responses(
+        (status = 429, description = "account_locked: too many wrong passwords or codes for this account (with Retry-After)", body = crate::http::problems::Problem),
+        (status = 200, body = UserView),
         (status = 400, description = "otp_invalid", body = crate::http::problems::Problem),
         (status = 403, description = "invalid_password", body = crate::http::problems::Problem),
         (status = 409, description = "totp_not_enabled", body = crate::http::problems::Problem)),
@@ -199,7 +205,9 @@ pub async fn disable_totp(
 
 /// Replace the recovery codes with a new set.
 #[utoipa::path(post, path = "/api/users/me/mfa/recovery-codes", tag = "factors", request_body(content = StepUpRequest, description = "optional"),
-    responses((status = 200, body = RecoveryCodesResponse),
+    responses(
+        (status = 429, description = "account_locked: too many wrong passwords or codes for this account (with Retry-After)", body = crate::http::problems::Problem),
+        (status = 200, body = RecoveryCodesResponse),
         (status = 403, description = "reauthentication_required, or invalid_password", body = crate::http::problems::Problem),
         (status = 409, description = "totp_not_enabled", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]

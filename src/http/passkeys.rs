@@ -96,7 +96,9 @@ pub async fn list(state: web::Data<AppState>, caller: AuthUser) -> AppResult<Htt
 
 /// Start adding a passkey: options for `navigator.credentials.create`.
 #[utoipa::path(post, path = "/api/users/me/passkeys/options", tag = "passkeys", request_body(content = StepUpRequest, description = "optional"),
-    responses((status = 200, body = PasskeyOptions),
+    responses(
+        (status = 429, description = "account_locked: too many wrong passwords or codes for this account (with Retry-After)", body = crate::http::problems::Problem),
+        (status = 200, body = PasskeyOptions),
         (status = 403, description = "reauthentication_required, or invalid_password", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
 pub async fn registration_options(
@@ -154,7 +156,9 @@ pub async fn rename(
 /// Delete one of the account's passkeys.
 #[utoipa::path(delete, path = "/api/users/me/passkeys/{id}", tag = "passkeys", request_body(content = StepUpRequest, description = "optional"),
     params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = crate::http::problems::Problem),
+    responses(
+        (status = 429, description = "account_locked: too many wrong passwords or codes for this account (with Retry-After)", body = crate::http::problems::Problem),
+        (status = 204), (status = 404, body = crate::http::problems::Problem),
         (status = 403, description = "reauthentication_required, or invalid_password", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
 pub async fn delete(
