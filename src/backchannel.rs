@@ -10,8 +10,11 @@
 //! receiver's later tokens behind it. One node at a time delivers to a receiver (a 30 s claim on its row).
 //! A receiver added to the setting, or registered by a backend with its key (`PUT /api/backchannel/receiver`),
 //! starts at the log's end; a revoked key's receiver gets nothing more.
+//!
+//! Receivers may be `http://` (inside the deployment's network) or `https://`: the server's certificate must
+//! chain to a public root (webpki-roots) or to a certificate of `BACKCHANNEL_CA_FILE`, and name the URL's host.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use entity::{backchannel_receiver, session_revocation};
 use sea_orm::{
@@ -127,11 +130,57 @@ async fn receivers(state: &AppState) -> Result<Vec<backchannel_receiver::Model>,
         .collect())
 }
 
+/// Why the TLS settings of deliveries cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[error("BACKCHANNEL_CA_FILE {path}: {reason}")]
+pub struct TlsSetupError {
+    path: String,
+    reason: String,
+}
+
+/// The TLS client settings of deliveries: the public roots, and every certificate of `ca_file`. Built at start, so
+/// a file that cannot be read stops the start instead of every delivery.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let failed = |reason: String| TlsSetupError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|error| failed(error.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| failed(error.to_string()))?;
+        if certificates.is_empty() {
+            return Err(failed("holds no certificate".to_owned()));
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|error| failed(error.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsSetupError {
+            path: String::new(),
+            reason: error.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Delivers to every receiver for as long as the process lives: at once when this node hears of a session end,
 /// and every second regardless. Runs on the current actix arbiter (its HTTP client is not `Send`).
-pub fn spawn(state: actix_web::web::Data<AppState>) {
+pub fn spawn(state: actix_web::web::Data<AppState>, tls: Arc<rustls::ClientConfig>) {
     actix_web::rt::spawn(async move {
-        let client = awc::Client::builder().timeout(TIMEOUT).finish();
+        let client = awc::Client::builder()
+            .connector(awc::Connector::new().rustls_0_23(tls))
+            .timeout(TIMEOUT)
+            .finish();
         let mut cursors: HashMap<String, Cursor> = HashMap::new();
         let mut changes = state.revocation_log.clone();
         loop {

@@ -49,6 +49,9 @@ pub struct Settings {
     pub otp_secret: Secret,
     /// `BACKCHANNEL_LOGOUT_URLS`: where every session end is POSTed as an OpenID Connect logout token.
     pub backchannel_logout_urls: Vec<String>,
+    /// `BACKCHANNEL_CA_FILE`: PEM certificates of authorities trusted for `https://` receivers besides the public
+    /// roots (a deployment's own CA).
+    pub backchannel_ca_file: Option<PathBuf>,
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
     pub allowed_origins: Vec<String>,
@@ -158,18 +161,15 @@ impl Settings {
             .map(|url| url.trim().to_owned())
             .filter(|url| !url.is_empty())
             .collect();
-        for url in &backchannel_logout_urls {
-            // Delivery speaks plain HTTP for now: receivers inside the deployment's network.
-            if url::Url::parse(url)
-                .map(|url| url.scheme() != "http" || url.host().is_none())
-                .unwrap_or(true)
-            {
-                reader
-                    .problems
-                    .push("BACKCHANNEL_LOGOUT_URLS must be a comma list of http:// URLs".to_owned());
-                break;
-            }
+        if !backchannel_logout_urls.iter().all(|url| is_backchannel_url(url)) {
+            reader
+                .problems
+                .push("BACKCHANNEL_LOGOUT_URLS must be a comma list of http:// or https:// URLs".to_owned());
         }
+        let backchannel_ca_file = (reader.lookup)("BACKCHANNEL_CA_FILE")
+            .map(|path| path.trim().to_owned())
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from);
         let mail_from = reader.text("MAIL_FROM", "authd <no-reply@localhost>");
         if mail_from.parse::<lettre::message::Mailbox>().is_err() {
             reader.problems.push("MAIL_FROM is not a valid mailbox".to_owned());
@@ -310,6 +310,7 @@ impl Settings {
                 jwks_max_age,
                 otp_secret,
                 backchannel_logout_urls,
+                backchannel_ca_file,
                 smtp_url,
                 mail_from,
                 allowed_origins,
@@ -348,10 +349,9 @@ impl Settings {
     }
 }
 
-/// Whether `url` can receive back-channel logout tokens: an `http://` URL with a host (delivery speaks plain HTTP
-/// for now, to receivers inside the deployment's network).
+/// Whether `url` can receive back-channel logout tokens: an `http://` or `https://` URL with a host.
 pub fn is_backchannel_url(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|url| url.scheme() == "http" && url.host().is_some())
+    url::Url::parse(url).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
 const LONGEST_SECONDS: u64 = 10 * 365 * 24 * 60 * 60;

@@ -59,6 +59,8 @@ pub enum StartupError {
     SigningKeys(#[from] RotationError),
     #[error("passkeys: {0}")]
     Passkeys(String),
+    #[error("back-channel logout: {0}")]
+    Backchannel(#[from] backchannel::TlsSetupError),
 }
 
 /// The WebAuthn relying party: `WEBAUTHN_RP_ID`, its origins, and the name passkey prompts show.
@@ -87,6 +89,7 @@ pub struct Application {
 impl Application {
     /// Everything up to a bound socket; `PORT=0` picks a free port (tests). Must run inside an actix System.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let backchannel_tls = backchannel::tls_config(settings.backchannel_ca_file.as_deref())?;
         let database = store::connect(&settings.database_url).await?;
         store::migrate(&database).await?;
         store::spawn_checkpointer(database.clone());
@@ -159,7 +162,7 @@ impl Application {
 
         spawn_expiry_sweeper(state.clone());
         backchannel::register(state.store.connection(), &state.settings.backchannel_logout_urls).await?;
-        backchannel::spawn(state.clone());
+        backchannel::spawn(state.clone(), backchannel_tls);
 
         let listener = TcpListener::bind((state.settings.host.as_str(), state.settings.port))?;
         let port = listener.local_addr()?.port();

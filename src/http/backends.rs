@@ -111,7 +111,7 @@ pub async fn introspect(
 /// Where a backend wants its back-channel logout tokens.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReceiverRequest {
-    /// An `http://` URL.
+    /// An `http://` or `https://` URL.
     pub url: String,
 }
 
@@ -120,7 +120,7 @@ pub struct ReceiverRequest {
 #[utoipa::path(put, path = "/api/backchannel/receiver", tag = "backends", request_body = ReceiverRequest,
     responses((status = 204),
         (status = 401, description = "unauthorized: no live backend key", body = crate::http::problems::Problem),
-        (status = 422, description = "validation_failed: not an http:// URL", body = crate::http::problems::Problem)),
+        (status = 422, description = "validation_failed: not an http:// or https:// URL", body = crate::http::problems::Problem)),
     security(("bearer" = [])))]
 pub async fn register_receiver(
     backend: Backend,
@@ -129,7 +129,7 @@ pub async fn register_receiver(
 ) -> AppResult<HttpResponse> {
     let url = body.0.url.trim();
     if url.len() > 2048 || !crate::config::is_backchannel_url(url) {
-        return Err(AppError::validation("url", "must be an http:// URL"));
+        return Err(AppError::validation("url", "must be an http:// or https:// URL"));
     }
     crate::backchannel::register_for_key(state.store.connection(), backend.key, url).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,5 +1,5 @@
-//! OpenID Connect back-channel logout: every session end POSTed as a logout token to a real HTTP receiver,
-//! verifiable with the JWKS, delivered once the receiver is back.
+//! OpenID Connect back-channel logout: every session end POSTed as a logout token to a real HTTP or HTTPS
+//! receiver, verifiable with the JWKS, delivered once the receiver is back.
 
 use std::{
     net::TcpListener,
@@ -21,6 +21,34 @@ struct LogoutForm {
 
 /// An HTTP server that records every logout token POSTed to `/logout`.
 fn start_receiver(listener: TcpListener, tokens: Arc<Mutex<Vec<String>>>) {
+    start_receiver_with(listener, tokens, None);
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api/fixtures")
+        .join(name)
+}
+
+/// The receiver's TLS settings: a certificate for 127.0.0.1 signed by the tests' own CA
+/// (`fixtures/receivers-ca.pem`), which no public root vouches for.
+fn receiver_tls() -> rustls::ServerConfig {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let chain = CertificateDer::pem_file_iter(fixture("receiver-cert.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(fixture("receiver-key.pem")).unwrap();
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
+}
+
+/// `start_receiver`, over HTTPS when `tls` is given.
+fn start_receiver_with(listener: TcpListener, tokens: Arc<Mutex<Vec<String>>>, tls: Option<rustls::ServerConfig>) {
     let tokens = web::Data::from(tokens);
     let server = HttpServer::new(move || {
         App::new().app_data(tokens.clone()).route(
@@ -33,11 +61,12 @@ fn start_receiver(listener: TcpListener, tokens: Arc<Mutex<Vec<String>>>) {
             ),
         )
     })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
+    .workers(1);
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls),
+        None => server.listen(listener),
+    };
+    actix_web::rt::spawn(server.unwrap().run());
 }
 
 /// The claims of `token` once verified with the published key its `kid` names.
@@ -133,8 +162,8 @@ async fn every_session_end_reaches_the_receiver_once_even_after_it_was_down() {
 }
 
 #[test]
-fn only_plain_http_receivers_are_taken() {
-    for value in ["https://receiver.example/logout", "not a url", "http://"] {
+fn only_http_and_https_receivers_are_taken() {
+    for value in ["ftp://receiver.example/logout", "not a url", "http://"] {
         let lookup = |name: &str| match name {
             "BACKCHANNEL_LOGOUT_URLS" => Some(value.to_owned()),
             "DATA_DIR" => Some(
@@ -239,7 +268,7 @@ async fn a_backend_registers_its_receiver_with_its_key_and_revoking_the_key_stop
         }
         request.send()
     };
-    for refused in ["https://receiver.example/logout", "receiver", ""] {
+    for refused in ["ftp://receiver.example/logout", "receiver", ""] {
         let response = register(Some(key.clone()), serde_json::json!({"url": refused}))
             .await
             .unwrap();
@@ -303,4 +332,69 @@ async fn a_backend_registers_its_receiver_with_its_key_and_revoking_the_key_stop
         .await
         .unwrap();
     crate::helpers::app::assert_problem(response, 404, "not_found").await;
+}
+
+/// An HTTPS receiver gets its tokens when its certificate chains to `BACKCHANNEL_CA_FILE`; without that CA, its
+/// certificate is refused and nothing is delivered.
+#[actix_web::test]
+async fn an_https_receiver_is_delivered_to_only_with_a_trusted_certificate() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/logout", listener.local_addr().unwrap());
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    start_receiver_with(listener, tokens.clone(), Some(receiver_tls()));
+
+    // Public roots only: the receiver's certificate is refused.
+    let untrusting = spawn_app_with(&[("BACKCHANNEL_LOGOUT_URLS", url.as_str())]).await;
+    let (_, refused) = untrusting.user_with_session().await;
+    assert_eq!(
+        untrusting
+            .post_authed("/api/auth/logout", &refused.access, None)
+            .await
+            .status(),
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        tokens.lock().unwrap().is_empty(),
+        "delivered over an untrusted certificate"
+    );
+    let failure = {
+        use sea_orm::EntityTrait;
+        entity::backchannel_receiver::Entity::find_by_id(url.clone())
+            .one(untrusting.application_state.store.connection())
+            .await
+            .unwrap()
+            .unwrap()
+            .last_error
+            .unwrap_or_default()
+    };
+    assert!(failure.to_lowercase().contains("certificate"), "{failure}");
+
+    let ca = fixture("receivers-ca.pem");
+    let app = spawn_app_with(&[
+        ("BACKCHANNEL_LOGOUT_URLS", url.as_str()),
+        ("BACKCHANNEL_CA_FILE", ca.to_str().unwrap()),
+    ])
+    .await;
+    let (_, laptop) = app.user_with_session().await;
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &laptop.access, None).await.status(),
+        204
+    );
+    let received = wait_for_tokens(&tokens, 1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        verified_claims(&app, &received[0]).await["sid"],
+        laptop.session.as_str()
+    );
+}
+
+#[test]
+fn a_ca_file_that_holds_no_certificate_stops_the_start() {
+    let empty = std::env::temp_dir().join(format!("authd-empty-ca-{}.pem", uuid::Uuid::now_v7()));
+    std::fs::write(&empty, "not a certificate").unwrap();
+    let error = authd::backchannel::tls_config(Some(&empty)).unwrap_err().to_string();
+    assert!(error.contains("BACKCHANNEL_CA_FILE"), "{error}");
+    assert!(authd::backchannel::tls_config(Some(&fixture("receivers-ca.pem"))).is_ok());
+    assert!(authd::backchannel::tls_config(None).is_ok());
 }
