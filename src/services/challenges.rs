@@ -85,6 +85,12 @@ pub async fn second_steps(
     account: &user::Model,
     first: &Authentication,
 ) -> AppResult<Vec<ChallengeMethod>> {
+    let has_passkeys = passkeys::count(state, account.id).await? > 0;
+    Ok(second_steps_of(account, first, has_passkeys))
+}
+
+/// `second_steps` when whether the account has passkeys was read already.
+pub fn second_steps_of(account: &user::Model, first: &Authentication, has_passkeys: bool) -> Vec<ChallengeMethod> {
     let mut methods = Vec::new();
     // A mailed code is a second factor only after a password: after a mailed code it would be the same one.
     if account.mfa_email_otp && *first == Authentication::password() {
@@ -93,10 +99,10 @@ pub async fn second_steps(
     if account.mfa_totp {
         methods.extend([ChallengeMethod::Totp, ChallengeMethod::RecoveryCode]);
     }
-    if passkeys::count(state, account.id).await? > 0 {
+    if has_passkeys {
         methods.push(ChallengeMethod::Webauthn);
     }
-    Ok(methods)
+    methods
 }
 
 /// Code mails an address may get in an hour from challenged sign-ins: each needs the password, but whoever has

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     AppState, ClientInfo,
     challenges::{self, LoginOutcome},
-    now,
+    now, passkeys,
     sessions::{self, DeviceHistory},
     throttle::{self, LockCheck, ThrottleKey, ThrottleState},
 };
@@ -29,20 +29,21 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-/// The address's standing, the account behind it and the account's device history, read in one round trip:
-/// a sign-in's first step. The account is looked up only for a well-formed address.
+/// The address's standing, the account behind it, the account's device history and whether it has passkeys,
+/// read in one round trip: a sign-in's first step. The account is looked up only for a well-formed address.
 async fn standing_and_account(
     state: &AppState,
     key: &ThrottleKey,
     email: Option<&EmailAddress>,
     client: &ClientInfo,
-) -> AppResult<(ThrottleState, Option<(user::Model, DeviceHistory)>)> {
+) -> AppResult<(ThrottleState, Option<Account>)> {
     let mut query = Query::select();
     let user_id = Expr::col((user::Entity, user::Column::Id));
     let device = sessions::device_label(&client.user_agent);
     for (expression, alias) in throttle::standing_columns(key)
         .into_iter()
-        .chain(DeviceHistory::columns(user_id, &device))
+        .chain(DeviceHistory::columns(user_id.clone(), &device))
+        .chain([passkeys::exists_column(user_id)])
     {
         query.expr_as(expression, alias);
     }
@@ -62,36 +63,43 @@ async fn standing_and_account(
         .ok_or_else(|| AppError::Internal("the sign-in read returned no row".to_owned()))?;
     let standing = throttle::standing_of(&row)?;
     let account = match row.try_get::<Option<Uuid>>("", "id")? {
-        Some(_) => Some((
-            user::Model::from_query_result(&row, "")?,
-            DeviceHistory::of(&row, device)?,
-        )),
+        Some(_) => Some(Account {
+            user: user::Model::from_query_result(&row, "")?,
+            history: DeviceHistory::of(&row, device)?,
+            has_passkeys: passkeys::exists_of(&row)?,
+        }),
         None => None,
     };
     Ok((standing, account))
 }
 
+/// An account as a password sign-in reads it.
+struct Account {
+    user: user::Model,
+    history: DeviceHistory,
+    has_passkeys: bool,
+}
+
 /// Checks the password of `account`. Every path that fails spends one argon2 verification, so an unknown
 /// email and a wrong password take the same time. An account never verified has no password yet (the one
 /// chosen at registration waits for the code), so it answers as a wrong password would.
-async fn check_password(
-    state: &AppState,
-    account: Option<(user::Model, DeviceHistory)>,
-    password: &str,
-) -> AppResult<(user::Model, DeviceHistory)> {
-    let account = account.filter(|(user, _)| user.email_verified_at.is_some());
-    let (Some((user, history)), Some(password)) = (account, Password::for_login(password)) else {
+async fn check_password(state: &AppState, account: Option<Account>, password: &str) -> AppResult<Account> {
+    let account = account.filter(|account| account.user.email_verified_at.is_some());
+    let (Some(account), Some(password)) = (account, Password::for_login(password)) else {
         state.passwords.verify_dummy().await?;
         return Err(AppError::InvalidCredentials);
     };
-    let verification = state.passwords.verify(&user.password_hash, &password).await?;
+    let verification = state.passwords.verify(&account.user.password_hash, &password).await?;
     if !verification.matches {
         return Err(AppError::InvalidCredentials);
     }
     if verification.needs_rehash {
-        return Ok((rehash(state, user, &password).await?, history));
+        return Ok(Account {
+            user: rehash(state, account.user, &password).await?,
+            ..account
+        });
     }
-    Ok((user, history))
+    Ok(account)
 }
 
 pub async fn login(state: &AppState, email: &str, password: &str, client: &ClientInfo) -> AppResult<LoginOutcome> {
@@ -116,7 +124,11 @@ async fn attempt(
     // A locked address is answered before any work: such attempts neither count nor stretch the lock.
     let address = EmailAddress::parse(email).ok();
     let (standing, account) = standing_and_account(state, key, address.as_ref(), client).await?;
-    let (user, history) = match check_password(state, account, password).await {
+    let Account {
+        user,
+        history,
+        has_passkeys,
+    } = match check_password(state, account, password).await {
         Ok(found) => found,
         Err(AppError::InvalidCredentials) => {
             throttle::record_failure(state, key, state.settings.login_lockout_threshold).await?;
@@ -126,7 +138,7 @@ async fn attempt(
     };
     // A parallel attempt may have locked the address while this one waited for its hash: nothing that tells
     // the password was right is answered then. A plain sign-in's own write checks the lock.
-    let second_steps = challenges::second_steps(state, &user, &Authentication::password()).await?;
+    let second_steps = challenges::second_steps_of(&user, &Authentication::password(), has_passkeys);
     let check = if second_steps.is_empty() {
         LockCheck::InTheWrite
     } else {

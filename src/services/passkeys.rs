@@ -101,6 +101,25 @@ pub async fn of_user(connection: &impl ConnectionTrait, user: Uuid) -> AppResult
         .await?)
 }
 
+const HAS_PASSKEYS: &str = "has_passkeys";
+
+/// Whether the user whose id is `user_id` has a passkey, as a column of a larger read (a password sign-in reads
+/// it with the account, in its one round trip).
+pub fn exists_column(user_id: sea_orm::sea_query::Expr) -> (sea_orm::sea_query::Expr, &'static str) {
+    use sea_orm::sea_query::{ExprTrait, Query};
+    let of_user = Query::select()
+        .expr(Expr::val(1))
+        .from(passkey::Entity)
+        .and_where(Expr::col((passkey::Entity, passkey::Column::UserId)).eq(user_id))
+        .to_owned();
+    (Expr::exists(of_user), HAS_PASSKEYS)
+}
+
+/// What `exists_column` read.
+pub fn exists_of(row: &sea_orm::QueryResult) -> Result<bool, sea_orm::DbErr> {
+    row.try_get("", HAS_PASSKEYS)
+}
+
 pub async fn count(state: &AppState, user: Uuid) -> AppResult<u64> {
     Ok(passkey::Entity::find()
         .filter(passkey::Column::UserId.eq(user))
