@@ -86,7 +86,7 @@ pub struct Settings {
     pub service_name: String,
     /// The relying party id of passkeys (`WEBAUTHN_RP_ID`, `localhost`): the site's domain, or a parent of it.
     pub webauthn_rp_id: String,
-    /// The origins passkeys may be used from (`WEBAUTHN_ORIGINS`, `http://localhost:5000`).
+    /// The origins passkeys may be used from (`WEBAUTHN_ORIGINS`, `http://localhost:<PORT>`).
     pub webauthn_origins: Vec<url::Url>,
 }
 
@@ -210,7 +210,7 @@ impl Settings {
         let reauthentication_max_age = reader.seconds("REAUTHENTICATION_MAX_AGE", 600);
         let webauthn_rp_id = reader.text("WEBAUTHN_RP_ID", "localhost").to_ascii_lowercase();
         let webauthn_origins: Vec<url::Url> = reader
-            .text("WEBAUTHN_ORIGINS", "http://localhost:5000")
+            .text("WEBAUTHN_ORIGINS", &format!("http://localhost:{port}"))
             .split(',')
             .map(str::trim)
             .filter(|origin| !origin.is_empty())

@@ -181,3 +181,39 @@ fn password_hash_threads_default_to_the_cores_and_are_bounded() {
         assert!(!error.contains(refused), "the value is echoed: {error}");
     }
 }
+
+/// Passkeys work on the development port whatever it is, and an origin WebAuthn would refuse (an IP address, or
+/// a host outside the relying party) stops the start instead of every ceremony.
+#[test]
+fn passkey_origins_follow_the_port_and_must_be_under_the_relying_party() {
+    let data_dir = std::env::temp_dir().join("authd-tests").join("webauthn-settings");
+    let settings = |variables: &[(&str, &str)]| {
+        let data_dir = data_dir.display().to_string();
+        let variables: Vec<(String, String)> = variables
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Settings::from_lookup(move |name| {
+            if name == "DATA_DIR" {
+                return Some(data_dir.clone());
+            }
+            variables
+                .iter()
+                .find(|(variable, _)| variable == name)
+                .map(|(_, value)| value.clone())
+        })
+    };
+    let defaults = settings(&[("PORT", "5123")]).unwrap();
+    assert_eq!(defaults.webauthn_rp_id, "localhost");
+    assert_eq!(defaults.webauthn_origins[0].as_str(), "http://localhost:5123/");
+    for origin in ["http://127.0.0.1:5000", "https://example.org"] {
+        let error = settings(&[("WEBAUTHN_ORIGINS", origin)]).unwrap_err().to_string();
+        assert!(error.contains("WEBAUTHN_ORIGINS"), "{origin}: {error}");
+    }
+    let production_like = settings(&[
+        ("WEBAUTHN_RP_ID", "example.org"),
+        ("WEBAUTHN_ORIGINS", "https://example.org, https://login.example.org"),
+    ])
+    .unwrap();
+    assert_eq!(production_like.webauthn_origins.len(), 2);
+}
