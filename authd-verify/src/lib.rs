@@ -85,6 +85,28 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// How the session was authenticated (RFC 8176: `pwd`, `otp`, `hwk`, and `mfa` for two factors). Empty in
+    /// tokens of versions before second factors.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// When the session's user last authenticated (its sign-in or latest reauthentication), Unix seconds.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+}
+
+impl Claims {
+    /// Whether the session was signed in with two factors: an endpoint of the app that wants that refuses the
+    /// others.
+    pub fn is_multi_factor(&self) -> bool {
+        self.amr.iter().any(|method| method == "mfa")
+    }
+
+    /// Whether the user authenticated within `age` of `now` (Unix seconds): an app's own step-up for sensitive
+    /// actions. A token without `auth_time` never counts as recent.
+    pub fn authenticated_within(&self, age: Duration, now: i64) -> bool {
+        let age = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+        self.auth_time.is_some_and(|at| at.saturating_add(age) >= now)
+    }
 }
 
 /// Why a token is refused.

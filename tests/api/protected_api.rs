@@ -86,6 +86,23 @@ async fn the_api_refuses_a_logged_out_session_at_once_and_asks_authd_nothing_per
     assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
 }
 
+/// The verifier hands the app what authd says of how the session was authenticated, for its own step-up.
+#[actix_web::test]
+async fn the_verifier_tells_how_and_when_the_user_authenticated() {
+    let app = spawn_app().await;
+    let (email, _) = app.user_with_session().await;
+    let signed_in = app.login_as(&email, PASSWORD, crate::helpers::app::FIREFOX).await;
+    let verifier = Verifier::start(Config::new(&app.address, "authd", &app.backend_key().await))
+        .await
+        .unwrap();
+    let claims = verifier.verify(&signed_in.access).await.unwrap();
+    assert_eq!(claims.amr, ["pwd"]);
+    assert!(!claims.is_multi_factor());
+    let now = chrono::Utc::now().timestamp();
+    assert!(claims.authenticated_within(Duration::from_secs(60), now));
+    assert!(!claims.authenticated_within(Duration::from_secs(60), now + 120));
+}
+
 #[actix_web::test]
 async fn an_api_started_after_the_revocation_refuses_it() {
     let app = spawn_app().await;
