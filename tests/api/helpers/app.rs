@@ -164,6 +164,8 @@ async fn spawn(overrides: &[(&str, &str)], mail: MailServer) -> TestApp {
         ("RATE_LIMIT_IP_PER_MINUTE".to_owned(), "0".to_owned()),
         ("WS_CONNECTS_PER_MINUTE".to_owned(), "0".to_owned()),
         ("OTP_RESEND_COOLDOWN".to_owned(), "0".to_owned()),
+        // The port is picked at start; passkeys are answered from the page the software authenticator names.
+        ("WEBAUTHN_ORIGINS".to_owned(), super::passkey::ORIGIN.to_owned()),
     ]);
     for (name, value) in overrides {
         variables.insert((*name).to_owned(), (*value).to_owned());
