@@ -67,12 +67,21 @@ pub struct AccessClaims {
     /// every node without a database read. Absent from tokens of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sxp: Option<i64>,
-    /// How the session was authenticated (RFC 8176 values: `pwd`, `otp`, `mfa`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub amr: Vec<String>,
-    /// When the session's user last authenticated: its sign-in or latest reauthentication (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_time: Option<i64>,
+}
+
+/// An access token as issued: its claims, and how its session was authenticated. authd reads `amr` and
+/// `auth_time` from the session row, never from a presented token, so verification leaves them out: the
+/// claims kept per verified token, and copied on every request, stay small.
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    #[serde(flatten)]
+    claims: &'a AccessClaims,
+    /// RFC 8176 values: `pwd`, `otp`, `hwk`, `mfa`.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    amr: &'a [&'static str],
+    /// The session's sign-in or latest reauthentication (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
 }
 
 /// What a token says of how its session was authenticated.
@@ -232,11 +241,10 @@ impl AccessTokens {
             iat: now.timestamp(),
             exp: expires,
             sxp: Some(session_ends_at.timestamp()),
-            amr: authentication
-                .methods
-                .iter()
-                .map(|method| (*method).to_owned())
-                .collect(),
+        };
+        let claims = IssuedClaims {
+            claims: &claims,
+            amr: &authentication.methods,
             auth_time: authentication.at.map(|at| at.timestamp()),
         };
         let token = match &self.keys {
@@ -515,8 +523,6 @@ mod tests {
             iat: revoked_at + leeway,
             exp: revoked_at + leeway + 900,
             sxp: None,
-            amr: Vec::new(),
-            auth_time: None,
         };
         let forgotten_at = revoked_at + i64::try_from(revocation_window(tokens.lifetime()).as_secs()).unwrap();
         assert_eq!(tokens.check_life(&claims, forgotten_at - 1), Ok(()));

@@ -10,12 +10,7 @@ use sea_orm::EntityTrait;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{
-    AppState, passkeys, recovery_codes,
-    revocation::Change,
-    throttle::{self, ThrottleKey},
-    totp, users,
-};
+use super::{AppState, passkeys, recovery_codes, revocation::Change, throttle, totp, users};
 use crate::{
     email::Mail,
     error::{AppError, AppResult},
@@ -76,21 +71,14 @@ pub async fn verify_any(state: &AppState, account: &user::Model, code: &str) -> 
 }
 
 async fn use_recovery_code(state: &AppState, account: &user::Model, code: &str) -> AppResult<()> {
-    let key = ThrottleKey::second_factor(&account.email);
-    let standing = throttle::ensure_unlocked(state, &key).await?;
-    let outcome = if account.mfa_totp {
-        recovery_codes::use_code(state, &key, account.id, code).await
-    } else {
-        Err(AppError::OtpInvalid)
-    };
-    match outcome {
-        Ok(()) => standing.clear_failures(state, &key).await?,
-        Err(AppError::OtpInvalid) => {
-            throttle::record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?;
-            return Err(AppError::OtpInvalid);
+    throttle::second_factor_attempt(state, &account.email, async |key| {
+        if account.mfa_totp {
+            recovery_codes::use_code(state, key, account.id, code).await
+        } else {
+            Err(AppError::OtpInvalid)
         }
-        Err(other) => return Err(other),
-    }
+    })
+    .await?;
     let left = recovery_codes::count_left(state, account.id).await?;
     let transaction = state.store.begin_write().await?;
     state

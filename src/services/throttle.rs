@@ -68,6 +68,26 @@ impl ThrottleKey {
     }
 }
 
+/// Runs `attempt`, a check of an authenticator-app or recovery code, under the account's second-factor back-off:
+/// `account_locked` while locked; a wrong code (`otp_invalid`) counts toward the lock (3 x `OTP_MAX_ATTEMPTS`
+/// in a row, the mailed codes' schedule); a right one clears the count.
+pub async fn second_factor_attempt(
+    state: &AppState,
+    email: &str,
+    attempt: impl AsyncFnOnce(&ThrottleKey) -> AppResult<()>,
+) -> AppResult<()> {
+    let key = ThrottleKey::second_factor(email);
+    let standing = ensure_unlocked(state, &key).await?;
+    match attempt(&key).await {
+        Ok(()) => standing.clear_failures(state, &key).await,
+        Err(AppError::OtpInvalid) => {
+            record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?;
+            Err(AppError::OtpInvalid)
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// Every key of one address, to forget it with its account.
 pub fn keys_of(email: &str) -> Vec<String> {
     let mut keys = vec![ThrottleKey::login(email).0, ThrottleKey::second_factor(email).0];

@@ -191,16 +191,10 @@ pub async fn check_code(
     factor: &totp_factor::Model,
     code: &str,
 ) -> AppResult<()> {
-    let key = ThrottleKey::second_factor(&account.email);
-    let standing = throttle::ensure_unlocked(state, &key).await?;
-    match use_code(state, &key, account, factor, code).await {
-        Ok(()) => standing.clear_failures(state, &key).await,
-        Err(AppError::OtpInvalid) => {
-            throttle::record_failure(state, &key, state.settings.otp_max_attempts.saturating_mul(3)).await?;
-            Err(AppError::OtpInvalid)
-        }
-        Err(other) => Err(other),
-    }
+    throttle::second_factor_attempt(state, &account.email, async |key| {
+        use_code(state, key, account, factor, code).await
+    })
+    .await
 }
 
 async fn use_code(
