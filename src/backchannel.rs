@@ -177,8 +177,11 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::Clien
 /// and every second regardless. Runs on the current actix arbiter (its HTTP client is not `Send`).
 pub fn spawn(state: actix_web::web::Data<AppState>, tls: Arc<rustls::ClientConfig>) {
     actix_web::rt::spawn(async move {
+        // A redirect is a failed delivery: followed, it could carry the token to another host or over plain
+        // HTTP, or turn the POST into a GET whose 2xx would count as delivered.
         let client = awc::Client::builder()
             .connector(awc::Connector::new().rustls_0_23(tls))
+            .disable_redirects()
             .timeout(TIMEOUT)
             .finish();
         let mut cursors: HashMap<String, Cursor> = HashMap::new();

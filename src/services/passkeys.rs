@@ -26,7 +26,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::ResidentKeyRequirement;
 
-use super::{AppState, now, revocation::Change};
+use super::{AppState, now, revocation::Change, users};
 use crate::{
     email::Mail,
     error::{AppError, AppResult},
@@ -230,6 +230,9 @@ pub async fn finish_registration(
         last_used_at: None,
     };
     let mut change = Change::begin(state).await?;
+    // The account's lock first: it makes the transaction a writer before it reads (SQLite), and parallel
+    // changes of the account's passkeys take turns.
+    users::lock(change.connection(), account.id).await?;
     // A credential id names one passkey of one account (WebAuthn §7.1 step 22): a second registration of it,
     // here or on another account, is refused.
     let taken = passkey::Entity::find()
@@ -239,7 +242,7 @@ pub async fn finish_registration(
     if taken > 0 {
         return Err(AppError::PasskeyInvalid);
     }
-    passkey::Entity::insert(passkey::ActiveModel {
+    let inserted = passkey::Entity::insert(passkey::ActiveModel {
         id: Set(model.id),
         user_id: Set(model.user_id),
         name: Set(model.name.clone()),
@@ -250,7 +253,14 @@ pub async fn finish_registration(
         last_used_at: Set(None),
     })
     .exec(change.connection())
-    .await?;
+    .await;
+    // Another account's registration of the same credential, committed since the check above.
+    if let Err(error) = inserted {
+        return Err(match error.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AppError::PasskeyInvalid,
+            _ => error.into(),
+        });
+    }
     change
         .queue_mail(
             &account.email,
@@ -276,6 +286,7 @@ async fn announce(change: &mut Change<'_>, user: Uuid, session: Uuid, what: Secu
 
 pub async fn rename(state: &AppState, user: Uuid, session: Uuid, id: Uuid, name: String) -> AppResult<PasskeyView> {
     let mut change = Change::begin(state).await?;
+    users::lock(change.connection(), user).await?;
     let renamed = passkey::Entity::update_many()
         .col_expr(passkey::Column::Name, Expr::value(name))
         .filter(passkey::Column::Id.eq(id))
@@ -297,6 +308,7 @@ pub async fn rename(state: &AppState, user: Uuid, session: Uuid, id: Uuid, name:
 /// Deletes one of the user's passkeys (the caller checked a recent authentication); the owner is mailed.
 pub async fn delete(state: &AppState, account: &user::Model, session: Uuid, id: Uuid) -> AppResult<()> {
     let mut change = Change::begin(state).await?;
+    users::lock(change.connection(), account.id).await?;
     let model = passkey::Entity::find_by_id(id)
         .filter(passkey::Column::UserId.eq(account.id))
         .one(change.connection())
@@ -403,11 +415,15 @@ async fn record_use(state: &AppState, user: Uuid, result: &AuthenticationResult)
         .col_expr(passkey::Column::Credential, Expr::value(to_json(&stored)?))
         .col_expr(passkey::Column::LastUsedAt, Expr::value(now()))
         .filter(passkey::Column::Id.eq(model.id));
-    if counter > 0 {
-        update = update
+    update = if counter > 0 {
+        update
             .col_expr(passkey::Column::SignCount, Expr::value(counter))
-            .filter(passkey::Column::SignCount.lt(counter));
-    }
+            .filter(passkey::Column::SignCount.lt(counter))
+    } else {
+        // An authenticator that counts nothing always says 0; once one said more, a 0 is a copy answering a
+        // ceremony whose state predates the higher count.
+        update.filter(passkey::Column::SignCount.eq(0))
+    };
     let updated = update.exec(state.store.connection()).await?;
     if updated.rows_affected == 0 {
         tracing::warn!(passkey = %model.id, "a passkey showed a signature count already seen: possibly cloned");

@@ -51,15 +51,26 @@ fn receiver_tls() -> rustls::ServerConfig {
 fn start_receiver_with(listener: TcpListener, tokens: Arc<Mutex<Vec<String>>>, tls: Option<rustls::ServerConfig>) {
     let tokens = web::Data::from(tokens);
     let server = HttpServer::new(move || {
-        App::new().app_data(tokens.clone()).route(
-            "/logout",
-            web::post().to(
-                |form: web::Form<LogoutForm>, tokens: web::Data<Mutex<Vec<String>>>| async move {
-                    tokens.lock().unwrap().push(form.into_inner().logout_token);
-                    HttpResponse::Ok().finish()
-                },
-            ),
-        )
+        App::new()
+            .app_data(tokens.clone())
+            .route(
+                "/logout",
+                web::post().to(
+                    |form: web::Form<LogoutForm>, tokens: web::Data<Mutex<Vec<String>>>| async move {
+                        tokens.lock().unwrap().push(form.into_inner().logout_token);
+                        HttpResponse::Ok().finish()
+                    },
+                ),
+            )
+            // Sends the sender elsewhere, keeping the method and body.
+            .route(
+                "/moved",
+                web::post().to(|| async {
+                    HttpResponse::TemporaryRedirect()
+                        .insert_header(("location", "/logout"))
+                        .finish()
+                }),
+            )
     })
     .workers(1);
     let server = match tls {
@@ -89,6 +100,18 @@ async fn verified_claims(app: &TestApp, token: &str) -> Value {
     jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation)
         .expect("the logout token verifies against the JWKS")
         .claims
+}
+
+/// What the node recorded of its last failed delivery to `url`.
+async fn last_failure(app: &TestApp, url: &str) -> String {
+    use sea_orm::EntityTrait;
+    entity::backchannel_receiver::Entity::find_by_id(url.to_owned())
+        .one(app.application_state.store.connection())
+        .await
+        .unwrap()
+        .expect("the receiver is registered")
+        .last_error
+        .unwrap_or_default()
 }
 
 async fn wait_for_tokens(tokens: &Mutex<Vec<String>>, count: usize, within: Duration) -> Vec<String> {
@@ -358,16 +381,7 @@ async fn an_https_receiver_is_delivered_to_only_with_a_trusted_certificate() {
         tokens.lock().unwrap().is_empty(),
         "delivered over an untrusted certificate"
     );
-    let failure = {
-        use sea_orm::EntityTrait;
-        entity::backchannel_receiver::Entity::find_by_id(url.clone())
-            .one(untrusting.application_state.store.connection())
-            .await
-            .unwrap()
-            .unwrap()
-            .last_error
-            .unwrap_or_default()
-    };
+    let failure = last_failure(&untrusting, &url).await;
     assert!(failure.to_lowercase().contains("certificate"), "{failure}");
 
     let ca = fixture("receivers-ca.pem");
@@ -397,4 +411,25 @@ fn a_ca_file_that_holds_no_certificate_stops_the_start() {
     assert!(error.contains("BACKCHANNEL_CA_FILE"), "{error}");
     assert!(authd::backchannel::tls_config(Some(&fixture("receivers-ca.pem"))).is_ok());
     assert!(authd::backchannel::tls_config(None).is_ok());
+}
+
+/// A redirect is not followed: it could carry the token to another host, or over plain HTTP.
+#[actix_web::test]
+async fn a_receiver_that_redirects_gets_no_token_anywhere() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/moved", listener.local_addr().unwrap());
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    start_receiver(listener, tokens.clone());
+    let app = spawn_app_with(&[("BACKCHANNEL_LOGOUT_URLS", url.as_str())]).await;
+    let (_, session) = app.user_with_session().await;
+    assert_eq!(
+        app.post_authed("/api/auth/logout", &session.access, None)
+            .await
+            .status(),
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(tokens.lock().unwrap().is_empty(), "the redirect was followed");
+    let failure = last_failure(&app, &url).await;
+    assert!(failure.contains("307"), "{failure}");
 }

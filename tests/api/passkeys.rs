@@ -332,3 +332,68 @@ async fn renaming_and_deleting_passkeys_follow_their_rules() {
         .await;
     assert_problem(stale, 403, "reauthentication_required").await;
 }
+
+#[actix_web::test]
+async fn an_authenticator_that_counts_nothing_signs_in_but_a_zero_after_a_count_does_not() {
+    let app = spawn_app().await;
+    let (_, tokens) = app.user_with_session().await;
+    let mut synced = SoftPasskey::new();
+    synced.counts = false;
+    assert_eq!(
+        register(&app, &tokens.access, &mut synced, "Synced").await.status(),
+        StatusCode::CREATED
+    );
+    for _ in 0..2 {
+        let ceremony = passwordless_options(&app).await;
+        let credential = synced.assert(&ceremony["options"]);
+        assert_eq!(
+            passwordless(&app, &ceremony, &credential).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    let (_, counting_owner) = app.user_with_session().await;
+    let (mut counting, _) = registered(&app, &counting_owner.access).await;
+    let mut copy = counting.clone();
+    copy.counts = false;
+    let ceremony = passwordless_options(&app).await;
+    let credential = counting.assert(&ceremony["options"]);
+    assert_eq!(
+        passwordless(&app, &ceremony, &credential).await.status(),
+        StatusCode::OK
+    );
+    // The copy says 0 where the authenticator already said 1.
+    let ceremony = passwordless_options(&app).await;
+    let credential = copy.assert(&ceremony["options"]);
+    assert_problem(passwordless(&app, &ceremony, &credential).await, 400, "passkey_invalid").await;
+}
+
+#[actix_web::test]
+async fn a_passkey_of_one_account_never_signs_in_to_another() {
+    let app = spawn_app().await;
+    let (_, owner) = app.user_with_session().await;
+    let (mut authenticator, _) = registered(&app, &owner.access).await;
+    let (other_email, other) = app.user_with_session().await;
+    // The other account cannot register the same credential.
+    let mut same = authenticator.clone();
+    assert_problem(
+        register(&app, &other.access, &mut same, "Borrowed").await,
+        400,
+        "passkey_invalid",
+    )
+    .await;
+    let (_, other_key) = registered(&app, &other.access).await;
+    assert_eq!(other_key["name"], "Laptop");
+    // The owner's passkey naming the other account's user handle.
+    let ceremony = passwordless_options(&app).await;
+    let mut credential = authenticator.assert(&ceremony["options"]);
+    credential["response"]["userHandle"] = other.body["user"]["id"]
+        .as_str()
+        .map(|id| json!(URL_SAFE_NO_PAD.encode(uuid::Uuid::parse_str(id).unwrap().as_bytes())))
+        .unwrap();
+    assert_problem(passwordless(&app, &ceremony, &credential).await, 400, "passkey_invalid").await;
+    // The owner's passkey answering the other account's challenge.
+    let (id, options) = challenge(&app, &other_email).await;
+    let credential = authenticator.assert(&options);
+    assert_problem(answer(&app, &id, &credential).await, 400, "passkey_invalid").await;
+}

@@ -23,6 +23,8 @@ pub struct SoftPasskey {
     /// The WebAuthn user handle the registration named (the account's id), sent back in assertions.
     user_handle: Option<String>,
     pub counter: u32,
+    /// Whether the authenticator keeps a signature counter; synced passkeys send 0 every time.
+    pub counts: bool,
     /// Whether the authenticator says it verified the user (a PIN or a biometric).
     pub verifies_user: bool,
     pub origin: String,
@@ -36,6 +38,7 @@ impl Clone for SoftPasskey {
             credential_id: self.credential_id.clone(),
             user_handle: self.user_handle.clone(),
             counter: self.counter,
+            counts: self.counts,
             verifies_user: self.verifies_user,
             origin: self.origin.clone(),
         }
@@ -91,6 +94,7 @@ impl SoftPasskey {
             credential_id,
             user_handle: None,
             counter: 0,
+            counts: true,
             verifies_user: true,
             origin: ORIGIN.to_owned(),
         }
@@ -162,11 +166,13 @@ impl SoftPasskey {
     }
 
     /// Answers `navigator.credentials.get` options (`{"publicKey": ...}`) with a signed assertion; the counter
-    /// goes up by one first.
+    /// goes up by one first, when the authenticator counts.
     pub fn assert(&mut self, options: &Value) -> Value {
         let options = &options["publicKey"];
         let rp_id = options["rpId"].as_str().unwrap();
-        self.counter += 1;
+        if self.counts {
+            self.counter += 1;
+        }
         let client_data = self.client_data("webauthn.get", options["challenge"].as_str().unwrap());
         let mut authenticator_data = digest(&SHA256, rp_id.as_bytes()).as_ref().to_vec();
         authenticator_data.push(self.flags());
