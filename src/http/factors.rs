@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use entity::user;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody, OptionalJsonBody};
@@ -92,14 +93,19 @@ fn bounded_code(code: &str) -> AppResult<&str> {
     }
 }
 
-/// The password in the body, or else a recent authentication of the session.
-pub async fn step_up(state: &AppState, caller: &AuthUser, body: Option<StepUpRequest>) -> AppResult<()> {
+/// The password in the body, or else a recent authentication of the session; answers the caller's account,
+/// which the change then acts on.
+pub async fn step_up(state: &AppState, caller: &AuthUser, body: Option<StepUpRequest>) -> AppResult<user::Model> {
     match body.and_then(|body| body.password) {
         Some(password) => {
             let account = users::current(state, caller.user).await?;
-            login::confirm_password(state, &account, &password).await
+            login::confirm_password(state, &account, &password).await?;
+            Ok(account)
         }
-        None => step_up::require_recent(state, caller.session).await,
+        None => {
+            step_up::require_recent(state, caller.session).await?;
+            users::current(state, caller.user).await
+        }
     }
 }
 
@@ -148,8 +154,7 @@ pub async fn start_totp(
     caller: AuthUser,
     body: OptionalJsonBody<StepUpRequest>,
 ) -> AppResult<HttpResponse> {
-    step_up(&state, &caller, body.0).await?;
-    let account = users::current(&state, caller.user).await?;
+    let account = step_up(&state, &caller, body.0).await?;
     let enrolment = totp::start_enrolment(&state, &account).await?;
     Ok(HttpResponse::Ok().json(TotpEnrolmentResponse {
         secret: enrolment.secret,
@@ -174,7 +179,10 @@ pub async fn confirm_totp(
     let code = super::auth::parse_code(&body.0.code)?;
     let account = users::current(&state, caller.user).await?;
     let recovery_codes = totp::confirm(&state, &account, caller.session, code).await?;
-    let user = users::current(&state, caller.user).await?;
+    let user = user::Model {
+        mfa_totp: true,
+        ..account
+    };
     Ok(HttpResponse::Ok().json(TotpConfirmResponse {
         recovery_codes,
         user: UserView::from(&user),
@@ -199,7 +207,10 @@ pub async fn disable_totp(
     let account = users::current(&state, caller.user).await?;
     login::confirm_password(&state, &account, &body.0.password).await?;
     factors::disable_totp(&state, &account, caller.session, code).await?;
-    let user = users::current(&state, caller.user).await?;
+    let user = user::Model {
+        mfa_totp: false,
+        ..account
+    };
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
@@ -216,8 +227,7 @@ pub async fn replace_recovery_codes(
     caller: AuthUser,
     body: OptionalJsonBody<StepUpRequest>,
 ) -> AppResult<HttpResponse> {
-    step_up(&state, &caller, body.0).await?;
-    let account = users::current(&state, caller.user).await?;
+    let account = step_up(&state, &caller, body.0).await?;
     let recovery_codes = factors::replace_recovery_codes(&state, &account, caller.session).await?;
     Ok(HttpResponse::Ok().json(RecoveryCodesResponse { recovery_codes }))
 }

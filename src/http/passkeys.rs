@@ -106,8 +106,7 @@ pub async fn registration_options(
     caller: AuthUser,
     body: OptionalJsonBody<StepUpRequest>,
 ) -> AppResult<HttpResponse> {
-    step_up(&state, &caller, body.0).await?;
-    let account = users::current(&state, caller.user).await?;
+    let account = step_up(&state, &caller, body.0).await?;
     let ceremony = passkeys::start_registration(&state, &account).await?;
     Ok(HttpResponse::Ok().json(PasskeyOptions {
         ceremony_id: ceremony.id,
@@ -167,8 +166,7 @@ pub async fn delete(
     id: web::Path<Uuid>,
     body: OptionalJsonBody<StepUpRequest>,
 ) -> AppResult<HttpResponse> {
-    step_up(&state, &caller, body.0).await?;
-    let account = users::current(&state, caller.user).await?;
+    let account = step_up(&state, &caller, body.0).await?;
     passkeys::delete(&state, &account, caller.session, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Codes in a set.
-pub const SET_SIZE: usize = 10;
+const SET_SIZE: usize = 10;
 const CODE_LENGTH: usize = 10;
 /// No `i`, `l`, `o`, `0` or `1`: nothing a reader can mistake for another character.
 const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
